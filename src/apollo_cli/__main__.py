@@ -1,0 +1,5 @@
+"""``python -m apollo_cli``."""
+
+from .cli import run
+
+run()

@@ -1,0 +1,110 @@
+"""Rich progress displays for the CLI, fed by the library's plain callbacks."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.text import Text
+
+from .hub import DownloadProgress
+from .inference import ProgressCallback
+
+
+class AudioSecondsColumn(ProgressColumn):
+    """``12.0/180.0 s`` of audio done."""
+
+    def render(self, task: Task) -> Text:
+        total = f"{task.total:.1f}" if task.total is not None else "?"
+        return Text(f"{task.completed:.1f}/{total} s", style="progress.download")
+
+
+class RealTimeColumn(ProgressColumn):
+    """Processing speed as a multiple of real time (audio seconds per wall second)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if not speed:
+            return Text("  -  × real time", style="progress.data.speed")
+        return Text(f"{speed:5.2f}× real time", style="progress.data.speed")
+
+
+def format_duration(seconds: float) -> str:
+    """``1:02:03``, ``3:07`` or ``4.2 s``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class Display:
+    """The CLI's progress bars; every method is a no-op when quiet."""
+
+    def __init__(self, console: Console, quiet: bool = False) -> None:
+        self.console = console
+        self.quiet = quiet
+
+    @contextmanager
+    def download(self, label: str) -> Iterator[DownloadProgress]:
+        """A byte-count bar for one file; yields the callback to feed it."""
+        if self.quiet:
+            yield lambda done, total: None
+            return
+        progress = Progress(
+            TextColumn("[bold blue]{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        task: TaskID | None = None
+
+        def update(done: int, total: int) -> None:
+            nonlocal task
+            if task is None:
+                task = progress.add_task(label, total=total or None)
+            progress.update(task, completed=done, total=total or None)
+
+        with progress:
+            yield update
+
+    @contextmanager
+    def audio(self, label: str, sample_rate: int) -> Iterator[ProgressCallback]:
+        """A bar over seconds of audio restored; yields the callback to feed it."""
+        if self.quiet:
+            yield lambda done, total: None
+            return
+        progress = Progress(
+            TextColumn("[bold blue]{task.description}"),
+            BarColumn(),
+            AudioSecondsColumn(),
+            RealTimeColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        task: TaskID | None = None
+
+        def update(done: int, total: int) -> None:
+            nonlocal task
+            if task is None:
+                task = progress.add_task(label, total=total / sample_rate)
+            progress.update(task, completed=done / sample_rate)
+
+        with progress:
+            yield update

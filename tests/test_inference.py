@@ -1,0 +1,101 @@
+"""Chunked inference equals whole-file inference, with bounded work per call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import apollo_cli
+from apollo_cli import InputError, OptionError
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def model() -> apollo_cli.Apollo:
+    return apollo_cli.load_model(FIXTURES / "tiny_official_format.bin", device="cpu")
+
+
+def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
+    noise = float(np.sum((reference.astype(np.float64) - estimate) ** 2))
+    return float("inf") if noise == 0 else 10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / noise)
+
+
+@pytest.mark.parametrize("samples", [442, 441 * 3 + 1, 22050, 44100 * 2 + 123, 44100 * 6])
+@pytest.mark.parametrize("chunk_seconds, batch_size", [(0.05, 1), (0.5, 3), (1.0, 1), (2.3, 2), (30.0, 4)])
+def test_chunked_equals_whole_file(model: apollo_cli.Apollo, samples: int, chunk_seconds: float, batch_size: int) -> None:
+    rng = np.random.default_rng(samples)
+    audio = (0.1 * rng.standard_normal((2, samples))).astype(np.float32)
+    with torch.inference_mode():
+        whole = model(torch.from_numpy(audio)[None])[0].numpy()
+    chunked = apollo_cli.restore(model, audio, 44100, chunk_seconds=chunk_seconds, batch_size=batch_size)
+    assert chunked.shape == whole.shape
+    assert snr_db(whole, chunked) >= 100
+
+
+def test_work_per_call_is_bounded_by_the_chunk(model: apollo_cli.Apollo) -> None:
+    seen: list[tuple[int, ...]] = []
+    hook = model.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
+    try:
+        apollo_cli.restore(model, np.zeros((2, 44100 * 20), np.float32), 44100, chunk_seconds=1.0, batch_size=2)
+    finally:
+        hook.remove()
+    hop = model.config.hop
+    context = apollo_cli.inference.context_frames(model)
+    longest = round(44100 / hop) * hop + 2 * context * hop
+    assert len(seen) >= 10
+    assert all(shape[0] <= 2 and shape[-1] <= longest for shape in seen)
+
+
+def test_progress_reports_every_sample_once(model: apollo_cli.Apollo) -> None:
+    calls: list[tuple[int, int]] = []
+    apollo_cli.restore(model, np.zeros(44100 * 3, np.float32), 44100, chunk_seconds=0.5,
+                       progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (44100 * 3, 44100 * 3)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_mono_vector_and_tensor_inputs(model: apollo_cli.Apollo) -> None:
+    audio = (0.1 * np.random.default_rng(0).standard_normal(30000)).astype(np.float32)
+    from_array = apollo_cli.restore(model, audio, 44100)
+    from_tensor = apollo_cli.restore(model, torch.from_numpy(audio), 44100)
+    assert from_array.shape == (30000,)
+    np.testing.assert_array_equal(from_array, from_tensor)
+
+
+def test_other_rates_are_resampled_to_the_model_rate(model: apollo_cli.Apollo) -> None:
+    audio = np.zeros((2, 48000), np.float32)
+    out = apollo_cli.restore(model, audio, 48000)
+    assert out.shape == (2, 44100)
+
+
+def test_many_channels_are_independent(model: apollo_cli.Apollo) -> None:
+    rng = np.random.default_rng(1)
+    audio = (0.1 * rng.standard_normal((3, 20000))).astype(np.float32)
+    together = apollo_cli.restore(model, audio, 44100)
+    alone = apollo_cli.restore(model, audio[1], 44100)
+    assert snr_db(alone, together[1]) >= 100
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_samples_are_refused(model: apollo_cli.Apollo, bad: float) -> None:
+    audio = np.zeros((1, 44100), np.float32)
+    audio[0, 100] = bad
+    with pytest.raises(InputError, match="NaN or infinite"):
+        apollo_cli.restore(model, audio, 44100)
+
+
+def test_too_short(model: apollo_cli.Apollo) -> None:
+    with pytest.raises(InputError, match="too short"):
+        apollo_cli.restore(model, np.zeros(100, np.float32), 44100)
+
+
+def test_bad_options(model: apollo_cli.Apollo) -> None:
+    audio = np.zeros(44100, np.float32)
+    with pytest.raises(OptionError):
+        apollo_cli.restore(model, audio, 44100, chunk_seconds=0)
+    with pytest.raises(OptionError):
+        apollo_cli.restore(model, audio, 44100, batch_size=0)
