@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import TINY_MODEL, make_music
 from typer.testing import CliRunner
 
 import apollo_cli
 from apollo_cli.cli import app
-from conftest import TINY_MODEL, make_music
 
 runner = CliRunner()
 

@@ -13,11 +13,10 @@ import types
 from pathlib import Path
 
 import httpx2
-import pytest
-
 import huggingface_hub
 import huggingface_hub.file_download as file_download
 import huggingface_hub.utils._http as hf_http
+import pytest
 from huggingface_hub import (
     HfApi,
     constants,

@@ -23,7 +23,12 @@ from .checkpoint import check_keys, read_checkpoint
 from .devices import resolve_device
 from .errors import InputError, ModelError, OutputError
 from .hub import DownloadProgress, download
-from .inference import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, ProgressCallback, restore_waveform
+from .inference import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CHUNK_SECONDS,
+    ProgressCallback,
+    restore_waveform,
+)
 from .model import Apollo, config_from_state_dict
 from .registry import DEFAULT_MODEL, KNOWN_MODELS, known_model
 

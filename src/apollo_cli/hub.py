@@ -67,8 +67,8 @@ def download(
     With ``offline`` (default: ``HF_HUB_OFFLINE``) only the cache is consulted.
     Raises :class:`ModelError` with a one-line reason for every failure.
     """
-    from huggingface_hub import hf_hub_download
     from huggingface_hub import errors as hf_errors
+    from huggingface_hub import hf_hub_download
 
     if offline is None:
         offline = offline_mode()

@@ -13,7 +13,6 @@ across-band and along-time steps.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Mapping

@@ -1,0 +1,76 @@
+"""``apollo restore``: one file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..inference import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS
+from ..progress import Display, format_duration
+from ..registry import DEFAULT_MODEL
+from . import (
+    BatchOpt,
+    BitDepthOpt,
+    ChunkOpt,
+    DebugOpt,
+    DeviceOpt,
+    ModelOpt,
+    QuietOpt,
+    app,
+    err,
+    out,
+    reported_errors,
+)
+
+
+@app.command()
+def restore(
+    input: Annotated[Path, typer.Argument(help="Audio file to restore (MP3, WAV, FLAC, OGG, M4A, ...).", show_default=False)],
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="WAV or FLAC file to write. Default: <input stem>.restored.wav beside the input."),
+    ] = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    device: DeviceOpt = "auto",
+    chunk_seconds: ChunkOpt = DEFAULT_CHUNK_SECONDS,
+    batch_size: BatchOpt = DEFAULT_BATCH_SIZE,
+    bit_depth: BitDepthOpt = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Restore one audio file and write WAV or FLAC at 44.1 kHz."""
+    from .. import api, audio
+
+    display = Display(err, quiet)
+    with reported_errors(debug):
+        target = output if output is not None else api.default_output_path(input)
+        # Fail on a bad output before spending time on the model.
+        audio.check_output(target, bit_depth=bit_depth, overwrite=overwrite)
+        with display.download(f"downloading {model}") as fetched:
+            apollo = api.load_model(model, device=device, download_progress=fetched)
+        with display.audio(f"restoring {input.name}", apollo.config.sample_rate) as advance:
+            result = api.restore_file(
+                apollo, input, target,
+                bit_depth=bit_depth, overwrite=overwrite,
+                chunk_seconds=chunk_seconds, batch_size=batch_size, progress=advance,
+            )
+        if not quiet:
+            speed = result.duration / result.elapsed if result.elapsed > 0 else float("inf")
+            layout = {1: "mono", 2: "stereo"}.get(result.channels, f"{result.channels} channels")
+            depth = "32-bit float" if result.format == "WAV" and result.bit_depth == 32 else f"{result.bit_depth}-bit"
+            out.print(
+                f"wrote {result.output} ({format_duration(result.duration)}, "
+                f"{result.sample_rate / 1000:g} kHz {layout}, {result.format} {depth}) "
+                f"in {format_duration(result.elapsed)} ({speed:.2f}× real time)",
+                soft_wrap=True,
+            )
+        if result.clipped_samples:
+            err.print(
+                f"[yellow]note:[/] limited {result.clipped_samples} samples that went beyond full scale "
+                f"({result.bit_depth}-bit); write 32-bit float WAV to keep them",
+                soft_wrap=True,
+            )
+
