@@ -191,6 +191,8 @@ def test_missing_ffmpeg_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyP
         (["--device", "cuda"], "not available"),
         (["--device", "cuda:3"], "not available"),
         (["--device", "tpu"], "unknown device"),
+        (["--precision", "fp16"], "fp16 is for GPUs"),
+        (["--precision", "fp64"], "unknown precision"),
     ],
 )
 def test_bad_options(music_mp3: Path, args: list[str], match: str) -> None:

@@ -99,3 +99,47 @@ def test_bad_options(model: apollo_cli.Apollo) -> None:
         apollo_cli.restore(model, audio, 44100, chunk_seconds=0)
     with pytest.raises(OptionError):
         apollo_cli.restore(model, audio, 44100, batch_size=0)
+
+
+def test_keep_returns_exactly_that_part_of_the_output(model: apollo_cli.Apollo) -> None:
+    x = torch.from_numpy((0.1 * np.random.default_rng(3).standard_normal((2, 2, 30000))).astype(np.float32))
+    with torch.inference_mode():
+        full = model(x)
+        for start, stop in [(0, 441), (12345, 23456), (29000, 30000)]:
+            part = model(x, keep=(start, stop))
+            assert part.shape == (2, 2, stop - start)
+            assert snr_db(full[..., start:stop].numpy(), part.numpy()) >= 100
+
+
+def test_fallback_products_match_onednn(model: apollo_cli.Apollo, monkeypatch: pytest.MonkeyPatch) -> None:
+    audio = (0.1 * np.random.default_rng(4).standard_normal((2, 20000))).astype(np.float32)
+    default = apollo_cli.restore(model, audio, 44100)
+    monkeypatch.setattr(apollo_cli.model, "USE_ONEDNN", not apollo_cli.model.USE_ONEDNN)
+    other = apollo_cli.restore(model, audio, 44100)
+    assert snr_db(default, other) >= 100
+
+
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has no bfloat16 support")
+def test_bf16_stays_close_to_fp32(model: apollo_cli.Apollo) -> None:
+    with np.load(FIXTURES / "tiny_parity_io.npz") as data:
+        audio, reference = data["stereo_input"], data["stereo_output"]
+    reduced = apollo_cli.restore(model, audio, 44100, precision="bf16", chunk_seconds=0.5)
+    assert reduced.dtype == np.float32
+    assert 35 <= snr_db(reference, reduced) < 100  # reduced precision, within the target
+
+
+def test_unusable_precisions(model: apollo_cli.Apollo) -> None:
+    audio = np.zeros(44100, np.float32)
+    with pytest.raises(OptionError, match="fp16 is for GPUs"):
+        apollo_cli.restore(model, audio, 44100, precision="fp16")
+    with pytest.raises(OptionError, match="unknown precision"):
+        apollo_cli.restore(model, audio, 44100, precision="int8")
+
+
+def test_a_model_that_has_run_can_be_copied(model: apollo_cli.Apollo) -> None:
+    import copy
+
+    audio = (0.1 * np.random.default_rng(5).standard_normal((1, 20000))).astype(np.float32)
+    before = apollo_cli.restore(model, audio, 44100)
+    clone = copy.deepcopy(model)
+    np.testing.assert_array_equal(apollo_cli.restore(clone, audio, 44100), before)

@@ -18,11 +18,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import audio
+from . import audio, tags
 from .checkpoint import check_keys, read_checkpoint
 from .devices import resolve_device
-from .errors import InputError, ModelError, OutputError
-from .hub import DownloadProgress, download
+from .errors import InputError, OutputError
+from .hub import DownloadProgress
 from .inference import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CHUNK_SECONDS,
@@ -30,7 +30,7 @@ from .inference import (
     restore_waveform,
 )
 from .model import Apollo, config_from_state_dict
-from .registry import DEFAULT_MODEL, KNOWN_MODELS, known_model
+from .registry import DEFAULT_MODEL
 
 
 def resolve_checkpoint(
@@ -38,21 +38,20 @@ def resolve_checkpoint(
     *,
     revision: str | None = None,
     progress: DownloadProgress | None = None,
+    offline: bool | None = None,
 ) -> Path:
-    """The local checkpoint file for a model name or a path, downloading if needed."""
-    text = os.fspath(source)
-    path = Path(text).expanduser()
-    if path.exists():
-        if path.is_dir():
-            raise ModelError(f"{path} is a directory; pass a checkpoint file or a model name")
-        return path
-    entry = known_model(text)
-    if entry is None:
-        names = ", ".join(KNOWN_MODELS)
-        raise ModelError(
-            f"unknown model '{text}': not a file and not a known model name ({names})"
-        )
-    return download(entry.repo_id, entry.filename, revision=revision, progress=progress)
+    """The local checkpoint file for a model, downloading and verifying it if needed.
+
+    ``source`` is a known model name (``mp3``, ``universal``, ...; ``name@revision``
+    too), a Hub reference ``owner/repo/path/file.ckpt[@revision]`` or a checkpoint
+    file. Hub files land in the Hugging Face cache and are checked against the
+    Hub's SHA-256 of them. ``offline`` (default: ``HF_HUB_OFFLINE``) reads only the
+    cache. Raises :class:`~apollo_cli.errors.ModelError` (subclasses in
+    :mod:`apollo_cli.hub`) with a one-line reason.
+    """
+    from . import hub
+
+    return hub.resolve(source, revision=revision, offline=offline, progress=progress)
 
 
 def load_model(
@@ -61,6 +60,7 @@ def load_model(
     device: str | torch.device = "auto",
     revision: str | None = None,
     download_progress: DownloadProgress | None = None,
+    offline: bool | None = None,
 ) -> Apollo:
     """Load an Apollo generator, ready for inference.
 
@@ -70,7 +70,7 @@ def load_model(
     The model is returned in eval mode on ``device`` (``auto``: CUDA, MPS, CPU).
     """
     target = resolve_device(device)
-    path = resolve_checkpoint(source, revision=revision, progress=download_progress)
+    path = resolve_checkpoint(source, revision=revision, progress=download_progress, offline=offline)
     state = read_checkpoint(path)
     model = Apollo(config_from_state_dict(state))
     expected = model.state_dict()
@@ -89,14 +89,16 @@ def restore(
     sample_rate: int,
     *,
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = DEFAULT_BATCH_SIZE,
+    precision: str = "fp32",
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Restore audio shaped ``(samples,)`` or ``(channels, samples)``.
 
     Audio at another rate is first resampled to the model's (44.1 kHz). Returns a
     float32 array of the same rank at the model's sample rate. Channels are
-    restored independently, as the model does.
+    restored independently, as the model does. ``precision`` is ``fp32`` (exact),
+    ``bf16`` (CPUs with bfloat16 support, GPUs) or ``fp16`` (GPUs).
     """
     data = waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else np.asarray(waveform)
     if data.ndim not in (1, 2):
@@ -105,7 +107,8 @@ def restore(
     data = np.ascontiguousarray(data[None] if mono else data, dtype=np.float32)
     data = audio.resample(data, int(sample_rate), model.config.sample_rate)
     out = restore_waveform(
-        model, torch.from_numpy(data), chunk_seconds=chunk_seconds, batch_size=batch_size, progress=progress
+        model, torch.from_numpy(data), chunk_seconds=chunk_seconds, batch_size=batch_size,
+        precision=precision, progress=progress,
     ).numpy()
     return out[0] if mono else out
 
@@ -123,6 +126,8 @@ class RestoreResult:
     format: str
     bit_depth: int
     clipped_samples: int
+    #: Tags or pictures that could not be carried from the input, one line each.
+    tag_warnings: tuple[str, ...] = ()
 
 
 def default_output_path(input_path: str | os.PathLike[str]) -> Path:
@@ -139,9 +144,11 @@ def restore_file(
     bit_depth: int | None = None,
     overwrite: bool = False,
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = DEFAULT_BATCH_SIZE,
+    precision: str = "fp32",
     progress: ProgressCallback | None = None,
     on_decoded: Callable[[audio.DecodedAudio], None] | None = None,
+    carry_tags: bool = True,
 ) -> RestoreResult:
     """Decode ``input_path``, restore it and write WAV or FLAC to ``output_path``.
 
@@ -149,7 +156,9 @@ def restore_file(
     format and bit depth, an existing output, output equal to input), so a bad
     option fails in a second rather than after minutes of work. The output appears
     only when complete. ``on_decoded`` is called once the input is decoded (the
-    CLI uses it to size its progress bar).
+    CLI uses it to size its progress bar). With ``carry_tags`` the input's tags and
+    pictures are copied into the output (see :mod:`apollo_cli.tags`); what cannot be
+    carried is listed in ``tag_warnings`` and never fails the restore.
     """
     source = Path(input_path)
     target = Path(output_path) if output_path is not None else default_output_path(source)
@@ -162,9 +171,14 @@ def restore_file(
         on_decoded(decoded)
     restored = restore(
         model, decoded.samples, decoded.sample_rate,
-        chunk_seconds=chunk_seconds, batch_size=batch_size, progress=progress,
+        chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, progress=progress,
     )
-    written = audio.write_audio(target, restored, model.config.sample_rate, bit_depth=depth, overwrite=overwrite)
+    carried = tags.read_tags(source) if carry_tags else tags.Tags()
+    warnings = list(carried.warnings)
+    written = audio.write_audio(
+        target, restored, model.config.sample_rate, bit_depth=depth, overwrite=overwrite,
+        finalize=tags.finalizer(carried, audio.output_format(target), restored.shape[-1], warnings),
+    )
     return RestoreResult(
         input=source,
         output=written.path,
@@ -175,6 +189,7 @@ def restore_file(
         format=written.format,
         bit_depth=written.bit_depth,
         clipped_samples=written.clipped_samples,
+        tag_warnings=tuple(warnings),
     )
 
 

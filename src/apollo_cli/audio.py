@@ -14,7 +14,7 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -314,12 +314,17 @@ def write_audio(
     *,
     bit_depth: int | None = None,
     overwrite: bool = False,
+    finalize: Callable[[Path], None] | None = None,
 ) -> WriteResult:
     """Write float ``(channels, frames)`` audio to a WAV or FLAC file, atomically.
 
     Integer depths (16, 24) are limited to full scale instead of wrapping around, and
     the number of samples that had to be limited is reported; 32-bit WAV is float and
     stored as is. The file appears only once it is complete.
+
+    ``finalize``, if given, is called with the path of the finished temporary file just
+    before it is renamed into place (tags are added this way, so the file has them the
+    moment it appears). If it raises, nothing is written and the exception propagates.
     """
     target = Path(path)
     fmt = output_format(target)
@@ -342,6 +347,8 @@ def write_audio(
     tmp = _create_temp_beside(target)
     try:
         sf.write(tmp, data, sample_rate, subtype=subtype, format=fmt)
+        if finalize is not None:
+            finalize(tmp)
         os.replace(tmp, target)
     except BaseException as exc:
         # Including KeyboardInterrupt: never leave a partial file behind.

@@ -6,7 +6,9 @@ field). A chunk whose start lies on the STFT hop grid and that carries enough re
 context on both sides therefore reproduces whole-file inference over its core, and
 where a chunk reaches the start or end of the file it sees the same reflect
 padding the whole file would. No cross-fading, no zero padding: the cores tile the
-file exactly.
+file exactly. The model is told which samples of each window are kept and drops
+context frames as soon as they stop mattering, so the context costs about half of
+what it would if every layer computed it.
 
 The accumulator lives on the CPU; only chunks visit the device. Progress is
 reported through a callback so this module never imports a UI.
@@ -14,6 +16,7 @@ reported through a callback so this module never imports a UI.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -26,12 +29,19 @@ from .model import Apollo
 #: ``progress(done_samples, total_samples)`` after every batch of chunks.
 ProgressCallback = Callable[[int, int], None]
 
-#: Frames of context beyond the receptive field. With L=6 this gives 64 frames,
-#: which was measured to reproduce whole-file inference bit for bit.
-CONTEXT_MARGIN_FRAMES = 9
+#: Frames of context beyond the receptive field (9 frames a layer plus one for the
+#: STFT overlap): one for the window's own edge frame, which sees reflect padding,
+#: and a few for safety.
+CONTEXT_MARGIN_FRAMES = 4
 
 DEFAULT_CHUNK_SECONDS = 4.0
-DEFAULT_BATCH_SIZE = 1
+#: ``None``: 1 on a CPU (larger batches only add memory there), on a GPU as many
+#: chunks as fit in free memory, up to :data:`MAX_AUTO_BATCH`.
+DEFAULT_BATCH_SIZE: int | None = None
+MAX_AUTO_BATCH = 16
+
+#: ``--precision`` values and the dtype each runs matrix products in.
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,13 @@ class Chunk:
 
     @property
     def length(self) -> int:
+        """Samples in the window."""
         return self.stop - self.start
+
+    @property
+    def keep(self) -> tuple[int, int]:
+        """The core, relative to the window."""
+        return self.core_start - self.start, self.core_stop - self.start
 
 
 def context_frames(model: Apollo) -> int:
@@ -72,14 +88,15 @@ def plan_chunks(samples: int, hop: int, core_frames: int, context: int) -> list[
 
 
 def _batches(chunks: list[Chunk], batch_size: int) -> Iterator[list[Chunk]]:
-    """Consecutive chunks of equal window length, at most ``batch_size`` at a time.
+    """Consecutive chunks of equal window and core placement, at most ``batch_size`` at a time.
 
     Windows clipped at the file's ends are shorter; they run in batches of their
     own rather than being padded, since padding would change their output.
     """
     batch: list[Chunk] = []
     for chunk in chunks:
-        if batch and (len(batch) == batch_size or chunk.length != batch[0].length):
+        same = batch and (chunk.length, chunk.keep) == (batch[0].length, batch[0].keep)
+        if batch and (len(batch) == batch_size or not same):
             yield batch
             batch = []
         batch.append(chunk)
@@ -87,26 +104,69 @@ def _batches(chunks: list[Chunk], batch_size: int) -> Iterator[list[Chunk]]:
         yield batch
 
 
+def precision_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager[None]:
+    """Autocast for ``bf16``/``fp16`` on ``device``; nothing for ``fp32``.
+
+    Under autocast the matrix products and the element-wise work between them run in
+    reduced precision; the model keeps its norms, the residual stream, the STFT and
+    the inverse STFT in float32.
+    """
+    if precision not in PRECISIONS:
+        raise OptionError(f"unknown precision '{precision}'; use fp32, bf16 or fp16")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if device.type == "cpu":
+        if precision == "fp16":
+            raise OptionError("fp16 is for GPUs; on the CPU use --precision bf16")
+        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            raise OptionError(
+                "this CPU has no bfloat16 support (AVX-512 BF16 or AMX); use --precision fp32"
+            )
+    if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
+        raise OptionError(f"{device} has no bfloat16 support; use --precision fp16")
+    return torch.autocast(device.type, dtype=PRECISIONS[precision])
+
+
+def auto_batch_size(model: Apollo, window_samples: int, channels: int, device: torch.device) -> int:
+    """How many chunks to run at once on ``device``.
+
+    On a GPU: as many windows as fit in 60 % of its free memory, by an estimate of
+    what one window needs (the float32 residual stream and its copy in each time
+    block, the encoder's temporaries, the spectra), capped at :data:`MAX_AUTO_BATCH`.
+    On a CPU batching gains nothing but memory, so 1.
+    """
+    if device.type != "cuda":
+        return 1
+    cfg = model.config
+    frames = window_samples // cfg.hop + 1
+    per_window = frames * channels * cfg.bands * cfg.feature_dim * 4 * 4  # 4 residual-sized tensors
+    per_window += frames * channels * cfg.bins * 8 * 4  # complex spectra
+    free, _total = torch.cuda.mem_get_info(device)
+    return max(1, min(MAX_AUTO_BATCH, int(0.6 * free) // per_window))
+
+
 def restore_waveform(
     model: Apollo,
     waveform: Tensor,
     *,
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = DEFAULT_BATCH_SIZE,
+    precision: str = "fp32",
     progress: ProgressCallback | None = None,
 ) -> Tensor:
     """Restore a ``(channels, samples)`` waveform at the model's sample rate.
 
     Runs the model on the device its parameters are on, in chunks of about
-    ``chunk_seconds`` (several per call when ``batch_size`` > 1), and returns the
-    restored waveform as a float32 CPU tensor of the same shape. The result equals
+    ``chunk_seconds`` (``batch_size`` of them per call; ``None`` picks, see
+    :func:`auto_batch_size`), and returns the restored
+    waveform as a float32 CPU tensor of the same shape. In ``fp32`` the result equals
     whole-file inference; memory is bounded by the chunk size and batch size.
     """
     if waveform.dim() != 2:
         raise InputError(f"expected audio shaped (channels, samples), got {tuple(waveform.shape)}")
     if not chunk_seconds > 0:
         raise OptionError(f"chunk length must be positive, got {chunk_seconds} s")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise OptionError(f"batch size must be at least 1, got {batch_size}")
     cfg = model.config
     channels, samples = waveform.shape
@@ -119,25 +179,27 @@ def restore_waveform(
         raise InputError("audio contains NaN or infinite samples; repair or re-export the file")
 
     device = next(model.parameters()).device
+    autocast = precision_context(device, precision)
     core_frames = max(1, round(chunk_seconds * cfg.sample_rate / cfg.hop))
     chunks = plan_chunks(samples, cfg.hop, core_frames, context_frames(model))
+    if batch_size is None:
+        batch_size = auto_batch_size(model, max(c.length for c in chunks), channels, device)
     output = torch.empty(channels, samples, dtype=torch.float32)
     # Pinned host memory lets the copy to a GPU overlap with work already queued.
     pin = device.type == "cuda"
+    if pin:
+        torch.backends.cudnn.benchmark = True
     done = 0
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast:
         for batch in _batches(chunks, batch_size):
             stacked = torch.stack([waveform[:, c.start : c.stop] for c in batch])
             if pin:
                 stacked = stacked.pin_memory()
-            result = model(stacked.to(device, non_blocking=pin)).to("cpu", torch.float32)
+            result = model(stacked.to(device, non_blocking=pin), keep=batch[0].keep)
+            result = result.to("cpu", torch.float32)
             for chunk, restored in zip(batch, result):
-                offset = chunk.core_start - chunk.start
-                output[:, chunk.core_start : chunk.core_stop] = restored[
-                    :, offset : offset + chunk.core_stop - chunk.core_start
-                ]
+                output[:, chunk.core_start : chunk.core_stop] = restored
                 done += chunk.core_stop - chunk.core_start
             if progress is not None:
                 progress(done, samples)
     return output
-

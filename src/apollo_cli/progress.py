@@ -55,7 +55,9 @@ class Display:
 
     def __init__(self, console: Console, quiet: bool = False) -> None:
         self.console = console
-        self.quiet = quiet
+        # Bars are for people: when stderr is a file or a pipe (a log, CI) they
+        # would only add noise.
+        self.quiet = quiet or not console.is_terminal
 
     @contextmanager
     def download(self, label: str) -> Iterator[DownloadProgress]:

@@ -13,8 +13,10 @@ import traceback
 from contextlib import contextmanager
 from typing import Annotated, Iterator, Optional
 
+import click
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from .. import __version__
 from ..errors import ApolloError
@@ -25,23 +27,37 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts are plain: "owner/repo/file[@REV]" must not be read as markup.
+    rich_markup_mode=None,
 )
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
+def debugging(debug: bool = False) -> bool:
+    """Whether tracebacks are wanted (``--debug`` or ``APOLLO_DEBUG=1``)."""
+    return debug or os.environ.get("APOLLO_DEBUG", "") not in ("", "0")
+
+
+def print_error(exc: BaseException, debug: bool = False) -> None:
+    """``error: <message>`` in red on stderr, the message verbatim (never markup)."""
+    if debugging(debug):
+        traceback.print_exception(exc)
+    err.print(Text.assemble(("error:", "bold red"), " ", str(exc)), soft_wrap=True)
+
+
 @contextmanager
 def reported_errors(debug: bool) -> Iterator[None]:
     """Turn library errors into one red line and exit 1 (130 on Ctrl-C)."""
-    debug = debug or os.environ.get("APOLLO_DEBUG", "") not in ("", "0")
+    debug = debugging(debug)
     try:
         yield
     except ApolloError as exc:
-        if debug:
-            traceback.print_exc()
-        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        print_error(exc, debug)
         raise typer.Exit(1) from None
+    except (click.exceptions.Exit, click.exceptions.Abort, click.exceptions.ClickException):
+        raise  # typer's own ways out (an Exit is a RuntimeError since click 8.2)
     except KeyboardInterrupt:
         err.print("[bold red]interrupted:[/] nothing was written for the unfinished file")
         raise typer.Exit(130) from None
@@ -53,8 +69,10 @@ def reported_errors(debug: bool) -> Iterator[None]:
             traceback.print_exc()
         first = str(exc).splitlines()[0] if str(exc) else ""
         err.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {first} "
-            "(rerun with --debug for a traceback and please report it)",
+            Text.assemble(
+                ("internal error:", "bold red"),
+                f" {type(exc).__name__}: {first} (rerun with --debug for a traceback and please report it)",
+            ),
             soft_wrap=True,
         )
         raise typer.Exit(1) from None
@@ -79,7 +97,7 @@ ModelOpt = Annotated[
     str,
     typer.Option(
         "--model", "-m",
-        help="Known model name or checkpoint file.",
+        help="Known model name (see apollo models), Hub file owner/repo/path/file (add @revision to pin one), or checkpoint file.",
         show_default=True,
     ),
 ]
@@ -90,10 +108,23 @@ ChunkOpt = Annotated[
     float,
     typer.Option("--chunk-seconds", min=0.01, help="Audio per inference chunk; bounds memory. Output does not depend on it."),
 ]
-BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Chunks run together on the device.")]
+BatchOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--batch-size", min=1,
+        help="Chunks run together on the device. Default: 1 on a CPU; on a GPU as many as fit in free memory (up to 16).",
+    ),
+]
 BitDepthOpt = Annotated[
     Optional[int],
     typer.Option("--bit-depth", help="16, 24 or 32 (WAV only: float). Default: 24 for FLAC, 32-bit float for WAV."),
+]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="fp32 (exact, default), bf16 (CPUs with bfloat16 support, GPUs; about 2x faster on such CPUs) or fp16 (GPUs).",
+    ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
@@ -105,4 +136,7 @@ def run() -> None:
 
 
 # Commands register themselves on ``app`` when imported.
+from . import batch as _batch  # noqa: E402,F401
+from . import inspect as _inspect  # noqa: E402,F401
+from . import models as _models  # noqa: E402,F401
 from . import restore as _restore  # noqa: E402,F401

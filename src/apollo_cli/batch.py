@@ -1,0 +1,951 @@
+"""Restore a whole folder tree: discovery, planning, sharding and a pipelined runner.
+
+Two steps, both usable from Python::
+
+    from apollo_cli import batch, load_model
+    plan = batch.plan_batch("Music", shard=batch.parse_shard("1/4"))
+    summary = batch.run_batch(plan, load_model(), devices=["cuda:0", "cuda:1"])
+
+:func:`plan_batch` finds the audio files under a folder and decides, for each, where its
+output goes (the mirror of its relative path under the output folder), whether it is
+already done (its output exists), whether it clashes with another file, and whether
+it belongs to this shard. It touches nothing.
+
+:func:`run_batch` carries a plan out with one model per device. Decoding and
+resampling of the next files (one background thread) overlap with inference (one
+thread per device, pulling from a shared queue), and writing (one background thread)
+happens off the inference path. An output appears only when complete (atomic
+rename), so a batch stopped at any moment can simply be run again: finished files
+are skipped, the rest are done. One bad file never stops the batch. Progress is
+reported through a plain callback, called from the calling thread only, so a UI
+needs no locking; this module imports no UI.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import glob
+import hashlib
+import os
+import queue
+import re
+import shutil
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Union
+
+import numpy as np
+import torch
+
+from . import api, audio, tags
+from .devices import resolve_device
+from .errors import ApolloError, DeviceError, InputError, OptionError, OutputError
+from .inference import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, precision_context
+from .model import Apollo
+
+#: Extensions of the files a batch picks up (any case). Content decides how they are
+#: decoded; the extension only decides what is looked at.
+AUDIO_EXTENSIONS = frozenset(
+    {".mp3", ".wav", ".flac", ".ogg", ".m4a", ".aac", ".opus", ".wma", ".aiff", ".aif"}
+)
+#: Output formats by the name ``--format`` takes.
+OUTPUT_FORMATS = {"flac": ".flac", "wav": ".wav"}
+
+# ------------------------------------------------------------------------------- sharding
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count``, numbered from 1 (``--shard 1/4`` ... ``4/4``)."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index <= self.count:
+            raise OptionError(
+                f"invalid shard {self.index}/{self.count}: K must be between 1 and N "
+                f"(shards are counted from 1: 1/{max(self.count, 1)} to {max(self.count, 1)}/{max(self.count, 1)})"
+            )
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def __contains__(self, relative: object) -> bool:
+        return shard_of(relative, self.count) == self.index  # type: ignore[arg-type]
+
+
+def parse_shard(text: str) -> Shard:
+    """``"K/N"`` -> :class:`Shard`, with 1 <= K <= N; a one-line :class:`OptionError` otherwise."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    if not match:
+        raise OptionError(f"invalid --shard '{text}': use K/N, e.g. 1/4 (shard K of N, counted from 1)")
+    index, count = int(match.group(1)), int(match.group(2))
+    if count < 1:
+        raise OptionError(f"invalid --shard '{text}': N must be at least 1")
+    return Shard(index, count)
+
+
+def output_key(relative: str | os.PathLike[str]) -> str:
+    """What identifies a file's output: its relative path without extension, normalised.
+
+    Case-folded and NFC-normalised, so names that a case-insensitive or normalising
+    file system (macOS, Windows, SMB shares) would store as one file are treated as one.
+    """
+    posix = PurePosixPath(Path(relative).as_posix())
+    stem = posix.with_suffix("") if posix.suffix else posix
+    return unicodedata.normalize("NFC", stem.as_posix()).casefold()
+
+
+def shard_of(relative: str | os.PathLike[str], count: int) -> int:
+    """The shard (1..count) a file belongs to.
+
+    A hash of :func:`output_key` of its path relative to the input folder: it depends on
+    nothing else (not the listing order, not the other files, not the machine), so
+    ``count`` machines each taking their own shard split a library exactly and without
+    talking to each other, and adding files never moves the others. Files that would
+    share an output share a shard, so a collision is always seen by one machine.
+    """
+    digest = hashlib.sha256(output_key(relative).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
+
+
+# ------------------------------------------------------------------------------- planning
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and where its output goes."""
+
+    source: Path
+    relative: PurePosixPath
+    output: Path
+
+    @property
+    def name(self) -> str:
+        """The input's path relative to the input folder, for messages."""
+        return self.relative.as_posix()
+
+
+@dataclass(frozen=True)
+class Collision:
+    """Inputs that would all be written to one ``output``; none of them is restored."""
+
+    output: Path
+    jobs: tuple[Job, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """What a batch will do; see :func:`plan_batch`."""
+
+    input_dir: Path
+    output_dir: Path
+    format: str
+    #: Files to restore, in order of their relative paths.
+    jobs: tuple[Job, ...]
+    #: Files whose output exists (kept; pass ``overwrite`` to redo them).
+    skipped: tuple[Job, ...]
+    #: Inputs that would overwrite each other's output (or an input); not restored.
+    collisions: tuple[Collision, ...]
+    #: Folders that could not be listed, with the reason; their files are not included.
+    unreadable: tuple[tuple[str, str], ...]
+    #: Audio files found (in every shard).
+    found: int
+    shard: Shard | None
+    overwrite: bool
+
+    @property
+    def problems(self) -> list[tuple[str, str]]:
+        """``(name, reason)`` for every input the plan cannot restore."""
+        rows = [(job.name, c.reason) for c in self.collisions for job in c.jobs]
+        return rows + [(f"{name}/", reason) for name, reason in self.unreadable]
+
+
+def default_output_dir(input_dir: str | os.PathLike[str]) -> Path:
+    """``INPUT_DIR-restored`` beside the input folder."""
+    resolved = Path(input_dir).resolve()
+    if not resolved.name:
+        raise OptionError(f"cannot put the output beside {resolved}; pass an output folder with -o")
+    return resolved.with_name(f"{resolved.name}-restored")
+
+
+def plan_batch(
+    input_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str] | None = None,
+    *,
+    fmt: str = "flac",
+    recursive: bool = True,
+    include: Iterable[str] = (),
+    shard: Shard | None = None,
+    overwrite: bool = False,
+) -> BatchPlan:
+    """Find the audio files under ``input_dir`` and decide what to do with each.
+
+    Each file (by extension, see :data:`AUDIO_EXTENSIONS`; hidden files and folders,
+    whose names start with a dot, are left out) maps to the mirror of its relative path
+    under ``output_dir`` (default ``INPUT_DIR-restored`` beside the input), with the
+    extension of ``fmt``. ``include`` patterns (any matches; case-insensitive) keep only
+    some files: a pattern without ``/`` is matched against the file name, one with ``/``
+    against the path relative to ``input_dir``. Outputs that exist are skipped unless
+    ``overwrite``. Inputs whose outputs would coincide (``song.mp3`` and ``song.flac``)
+    are collisions: none of them is restored. Nothing is written.
+    """
+    source_dir = Path(input_dir)
+    if not source_dir.exists():
+        raise InputError(f"input folder {source_dir} does not exist; check the path")
+    if not source_dir.is_dir():
+        raise InputError(f"{source_dir} is not a folder; use 'apollo restore' for a single file")
+    suffix = OUTPUT_FORMATS.get(fmt.lower())
+    if suffix is None:
+        raise OptionError(f"unknown output format '{fmt}'; use flac or wav")
+    target_dir = Path(output_dir) if output_dir is not None else default_output_dir(source_dir)
+    if target_dir.exists() and not target_dir.is_dir():
+        raise OutputError(f"output {target_dir} exists and is not a folder; choose an output folder")
+    real_source, real_target = source_dir.resolve(), target_dir.resolve()
+    if real_source == real_target:
+        raise OutputError(
+            f"the output folder is the input folder ({source_dir}); choose another with -o "
+            "so inputs are never overwritten"
+        )
+    patterns = [p.strip() for p in include if p.strip()]
+
+    found: list[PurePosixPath] = []
+    unreadable: list[tuple[str, str]] = []
+
+    def walk_error(exc: OSError) -> None:
+        where = Path(exc.filename or source_dir)
+        try:
+            name = where.relative_to(source_dir).as_posix()
+        except ValueError:
+            name = str(where)
+        unreadable.append((name, f"cannot list this folder ({exc.strerror or exc}); its files were not included"))
+
+    for dirpath, dirnames, filenames in os.walk(source_dir, onerror=walk_error):
+        here = Path(dirpath)
+        # Never descend into hidden folders or into the output folder (when it is inside
+        # the input): a re-run must not restore its own outputs.
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and (here / d).resolve() != real_target
+        ) if recursive else []
+        for filename in filenames:
+            if filename.startswith(".") or Path(filename).suffix.lower() not in AUDIO_EXTENSIONS:
+                continue
+            relative = PurePosixPath((here / filename).relative_to(source_dir).as_posix())
+            if _included(relative, patterns):
+                found.append(relative)
+
+    mine = [rel for rel in found if shard is None or rel in shard]
+    groups: dict[str, list[Job]] = {}
+    for rel in sorted(mine, key=lambda r: r.as_posix()):
+        job = Job(source_dir / rel, rel, target_dir / rel.with_suffix(suffix))
+        groups.setdefault(output_key(rel), []).append(job)
+
+    # Outputs landing on an input can only happen when the output folder holds the input.
+    inputs = (
+        {(source_dir / rel).resolve() for rel in found} if _is_within(real_source, real_target) else set()
+    )
+    jobs: list[Job] = []
+    skipped: list[Job] = []
+    collisions: list[Collision] = []
+    for group in groups.values():
+        if len(group) > 1:
+            names = ", ".join(job.relative.name for job in group)
+            collisions.append(Collision(
+                group[0].output, tuple(group),
+                f"{names} would all be written to {group[0].relative.with_suffix(suffix).name}; "
+                "none was restored (rename one, or pick one with --include)",
+            ))  # fmt: skip
+            continue
+        job = group[0]
+        if inputs and job.output.resolve() in inputs:
+            collisions.append(Collision(
+                job.output, (job,), f"its output {job.output} is an input file; choose another output folder"
+            ))  # fmt: skip
+        elif job.output.exists() and not job.output.is_dir() and not overwrite:
+            skipped.append(job)
+        else:
+            jobs.append(job)
+    jobs.sort(key=lambda j: j.name)
+    skipped.sort(key=lambda j: j.name)
+    return BatchPlan(
+        input_dir=source_dir,
+        output_dir=target_dir,
+        format=audio.output_format(f"x{suffix}"),
+        jobs=tuple(jobs),
+        skipped=tuple(skipped),
+        collisions=tuple(collisions),
+        unreadable=tuple(sorted(unreadable)),
+        found=len(found),
+        shard=shard,
+        overwrite=overwrite,
+    )
+
+
+def _included(relative: PurePosixPath, patterns: Sequence[str]) -> bool:
+    if not patterns:
+        return True
+    name, path = relative.name.casefold(), relative.as_posix().casefold()
+    for pattern in patterns:
+        folded = pattern.casefold()
+        if "/" not in folded:
+            if fnmatch.fnmatchcase(name, folded):
+                return True
+            continue
+        folded = folded.lstrip("/")
+        # fnmatch's * also matches "/", so "Artist/*" is everything under Artist;
+        # "**/live/*" should also match at the top level.
+        candidates = [folded] + ([folded[3:]] if folded.startswith("**/") else [])
+        if any(fnmatch.fnmatchcase(path, c) for c in candidates):
+            return True
+    return False
+
+
+def _is_within(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+# -------------------------------------------------------------------------------- devices
+
+
+def parse_devices(spec: str | Sequence[str | torch.device] = "auto") -> list[torch.device]:
+    """Devices for a batch: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or a comma list.
+
+    A lone ``cuda`` (or ``auto`` on a machine with CUDA) means every visible GPU. A list
+    (``cuda:0,cuda:1``; ``cpu,cpu`` for two CPU workers) gives one worker per entry;
+    each entry is checked by :func:`apollo_cli.devices.resolve_device`.
+    """
+    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [str(s) for s in spec]
+    if not items or any(not item for item in items):
+        raise DeviceError(f"invalid device list '{spec}'; use e.g. cuda:0,cuda:1 (no empty entries)")
+    if len(items) == 1 and items[0].lower() in ("auto", "cuda"):
+        device = resolve_device(items[0])
+        if device.type == "cuda":
+            return [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
+        return [device]
+    return [resolve_device(item) for item in items]
+
+
+def describe_devices(devices: Sequence[torch.device | str]) -> str:
+    """``cuda:0, cuda:1`` or ``2 × cpu``."""
+    names = [str(d) for d in devices]
+    if len(set(names)) == 1 and len(names) > 1:
+        return f"{len(names)} × {names[0]}"
+    return ", ".join(names)
+
+
+# ---------------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class FileStarted:
+    """Inference on ``job`` began on worker ``worker``; ``duration`` is its length in seconds."""
+
+    job: Job
+    worker: int
+    duration: float
+
+
+@dataclass(frozen=True)
+class FileProgress:
+    """``done`` of ``total`` seconds of ``job`` restored (after every batch of chunks)."""
+
+    job: Job
+    worker: int
+    done: float
+    total: float
+
+
+@dataclass(frozen=True)
+class FileDone:
+    """``job`` was restored and written."""
+
+    job: Job
+    worker: int
+    result: api.RestoreResult
+
+
+@dataclass(frozen=True)
+class FileFailed:
+    """An input that was not restored, and why (one line). ``job`` is None for a folder."""
+
+    name: str
+    reason: str
+    job: Job | None = None
+
+
+@dataclass(frozen=True)
+class FileSkipped:
+    """An input left alone because its output exists."""
+
+    name: str
+    reason: str
+    job: Job | None = None
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """An interrupt arrived: no new work starts; ``pending`` restored files are still being written."""
+
+    pending: int
+
+
+BatchEvent = Union[FileStarted, FileProgress, FileDone, FileFailed, FileSkipped, Stopping]  # noqa: UP007 - a runtime alias on 3.10
+EventCallback = Callable[[BatchEvent], None]
+
+
+@dataclass
+class BatchSummary:
+    """What :func:`run_batch` did (plan-time skips and collisions included)."""
+
+    done: list[FileDone] = field(default_factory=list)
+    skipped: list[FileSkipped] = field(default_factory=list)
+    failed: list[FileFailed] = field(default_factory=list)
+    #: Files of the plan that were neither done nor failed (after an interrupt).
+    not_done: int = 0
+    wall_seconds: float = 0.0
+    interrupted: bool = False
+    #: Why the batch stopped before the end without being interrupted (a full disk), if it did.
+    stopped: str | None = None
+    devices: tuple[str, ...] = ()
+
+    @property
+    def audio_seconds(self) -> float:
+        """Seconds of audio restored."""
+        return sum(d.result.duration for d in self.done)
+
+    @property
+    def speed(self) -> float:
+        """Audio seconds restored per wall-clock second (× real time)."""
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Every file was restored or skipped, and nothing was interrupted."""
+        return not self.failed and not self.interrupted and self.stopped is None
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Raised by :func:`run_batch` on Ctrl-C, once nothing is half written; ``summary`` says what was done."""
+
+    def __init__(self, summary: BatchSummary) -> None:
+        super().__init__("batch interrupted")
+        self.summary = summary
+
+
+# ---------------------------------------------------------------------------------- running
+
+
+def replicate(model: Apollo, devices: Sequence[torch.device]) -> list[Apollo]:
+    """One model per worker: ``model`` itself on the first device, a copy on each other device.
+
+    Workers on the same device share that device's model: inference only reads the
+    weights, so two threads can run one model at once (``cpu,cpu``), and a GPU holds
+    its weights once however many workers it has.
+    """
+    by_device: dict[torch.device, Apollo] = {}
+    models = []
+    for device in devices:
+        if device not in by_device:
+            by_device[device] = model.to(device) if not by_device else _copy_to(model, device)
+        models.append(by_device[device])
+    return models
+
+
+def _copy_to(model: Apollo, device: torch.device) -> Apollo:
+    """A copy of ``model`` on ``device``, made without disturbing the original."""
+    return copy.deepcopy(model).to(device)
+
+
+def run_batch(
+    plan: BatchPlan,
+    model: Apollo,
+    *,
+    devices: Sequence[str | torch.device] | str | None = None,
+    bit_depth: int | None = None,
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    batch_size: int | None = DEFAULT_BATCH_SIZE,
+    precision: str = "fp32",
+    carry_tags: bool = True,
+    events: EventCallback | None = None,
+) -> BatchSummary:
+    """Carry out ``plan``: restore every job, on one worker per device.
+
+    ``devices`` defaults to the model's own device; a string is parsed by
+    :func:`parse_devices`. ``events`` receives :data:`BatchEvent` objects, always in
+    the calling thread. ``chunk_seconds``, ``batch_size`` and ``precision`` are passed to
+    :func:`apollo_cli.restore`. Failures of single files are reported (``FileFailed``) and the
+    batch goes on. Several CPU workers share the cores: each gets
+    ``torch.get_num_threads() // workers`` threads (at least one) for the run.
+
+    On Ctrl-C no new work starts, restored files already on their way to disk are
+    finished (a second Ctrl-C drops them too), and :class:`BatchInterrupted` is raised
+    with the summary once no file is half written. Inference that was under way is
+    abandoned at its next chunk, in the background.
+    """
+    if isinstance(devices, str):
+        targets = parse_devices(devices)
+    elif devices is None:
+        targets = [next(model.parameters()).device]
+    else:
+        targets = [resolve_device(d) for d in devices]
+    if not targets:
+        raise DeviceError("no devices to run on")
+    depth = check_bit_depth(plan.format, bit_depth)
+    for device in dict.fromkeys(targets):  # an unsupported precision fails now, not per file
+        precision_context(device, precision)
+    summary = plan_summary(plan)
+    summary.devices = tuple(str(d) for d in targets)
+    emit = events or (lambda event: None)
+    for event in [*summary.skipped, *summary.failed]:
+        emit(event)
+    if not plan.jobs:
+        return summary
+    try:
+        plan.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create the output folder {plan.output_dir}: {exc.strerror or exc}; choose another with -o"
+        ) from None
+    if not os.access(plan.output_dir, os.W_OK | os.X_OK):
+        raise OutputError(f"the output folder {plan.output_dir} is not writable; choose another with -o")
+
+    models = replicate(model, targets)
+    pipeline = _Pipeline(plan, models, depth, chunk_seconds, batch_size, precision, carry_tags)
+    # PyTorch's CPU thread pool size is one setting for the whole process: K CPU workers
+    # each get 1/K of it, or they would oversubscribe the cores K times over.
+    cpu_workers = sum(1 for d in targets if d.type == "cpu")
+    threads_before = torch.get_num_threads()
+    if cpu_workers > 1:
+        torch.set_num_threads(max(1, threads_before // cpu_workers))
+    started = time.perf_counter()
+
+    def record(event: BatchEvent) -> None:
+        if isinstance(event, FileDone):
+            summary.done.append(event)
+        elif isinstance(event, FileFailed):
+            summary.failed.append(event)
+        elif isinstance(event, FileSkipped):
+            summary.skipped.append(event)
+        emit(event)
+
+    try:
+        try:
+            pipeline.start()
+            pipeline.pump(record)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            pipeline.stop.set()
+            _drain_after_interrupt(pipeline, record, emit)
+        except BaseException:
+            pipeline.stop.set()
+            pipeline.abort.set()
+            pipeline.wait_for_writer()
+            raise
+    finally:
+        if cpu_workers > 1:
+            torch.set_num_threads(threads_before)
+        summary.wall_seconds = time.perf_counter() - started
+    summary.stopped = pipeline.fatal
+    accounted = {e.job for e in [*summary.done, *summary.failed, *summary.skipped] if e.job is not None}
+    summary.not_done = sum(1 for job in plan.jobs if job not in accounted)
+    if summary.interrupted:
+        raise BatchInterrupted(summary)
+    return summary
+
+
+def plan_summary(plan: BatchPlan) -> BatchSummary:
+    """The summary of a plan before anything runs: its skipped files and its problems."""
+    summary = BatchSummary()
+    summary.skipped.extend(FileSkipped(job.name, "output exists", job) for job in plan.skipped)
+    for collision in plan.collisions:
+        summary.failed.extend(FileFailed(job.name, collision.reason, job) for job in collision.jobs)
+    summary.failed.extend(FileFailed(f"{name}/", reason) for name, reason in plan.unreadable)
+    return summary
+
+
+def _drain_after_interrupt(pipeline: _Pipeline, record: EventCallback, emit: EventCallback) -> None:
+    """After Ctrl-C: let the writer finish what is restored; a further Ctrl-C drops that too."""
+    try:
+        emit(Stopping(pending=pipeline.pending_writes()))
+    except KeyboardInterrupt:
+        pipeline.abort.set()
+    while True:
+        try:
+            pipeline.pump(record, until_writer_done=True)
+            return
+        except KeyboardInterrupt:
+            # Keep waiting for the writer, but only for the file it is writing now; its
+            # temporary file is removed if it cannot be finished.
+            pipeline.abort.set()
+        except BaseException:
+            pipeline.abort.set()
+            pipeline.wait_for_writer()
+            raise
+
+
+def check_bit_depth(fmt: str, bit_depth: int | None) -> int:
+    """The bit depth to write ``fmt`` (FLAC/WAV, any case) with; a one-line OptionError if not allowed."""
+    fmt = fmt.upper()
+    allowed = {"FLAC": (16, 24), "WAV": (16, 24, 32)}[fmt]
+    bits = audio.default_bit_depth(fmt) if bit_depth is None else bit_depth
+    if bits not in allowed:
+        *others, last = allowed
+        raise OptionError(
+            f"{fmt} supports bit depth {', '.join(map(str, others))} or {last}, not {bits}; choose one of those"
+        )
+    return bits
+
+
+class _Cancelled(BaseException):
+    """Raised inside a pipeline thread to abandon its current file (not an error)."""
+
+
+@dataclass
+class _Crash:
+    """An exception a pipeline thread cannot handle (KeyboardInterrupt, SystemExit), for the caller."""
+
+    exc: BaseException
+
+
+_END = object()
+_POLL = 0.1
+
+
+@dataclass
+class _Decoded:
+    job: Job
+    samples: np.ndarray
+    tags: tags.Tags
+    channels: int
+    seconds: float  # time spent decoding
+
+
+@dataclass
+class _Restored:
+    job: Job
+    worker: int
+    samples: np.ndarray
+    tags: tags.Tags
+    channels: int
+    seconds: float  # decoding + inference time
+
+
+class _Pipeline:
+    """Decoder thread -> one inference thread per model -> writer thread; events to the caller."""
+
+    def __init__(
+        self,
+        plan: BatchPlan,
+        models: list[Apollo],
+        bit_depth: int,
+        chunk_seconds: float,
+        batch_size: int | None,
+        precision: str,
+        carry_tags: bool,
+    ) -> None:
+        self.plan = plan
+        self.models = models
+        self.rate = models[0].config.sample_rate
+        self.bit_depth = bit_depth
+        self.chunk_seconds = chunk_seconds
+        self.batch_size = batch_size
+        self.precision = precision
+        self.carry_tags = carry_tags
+        self.stop = threading.Event()  # start nothing new; abandon inference
+        self.abort = threading.Event()  # also drop restored files not yet written
+        self.events: queue.Queue[BatchEvent | _Crash] = queue.Queue()
+        # Bounded queues bound memory: about three files per worker at most.
+        self.decoded: queue.Queue[_Decoded | object] = queue.Queue(maxsize=len(models))
+        self.restored: queue.Queue[_Restored | object] = queue.Queue(maxsize=len(models))
+        self.workers_left = len(models)
+        self.lock = threading.Lock()
+        self.writer_done = threading.Event()
+        self.fatal: str | None = None  # why the batch had to stop early (a full disk)
+        self.threads: list[threading.Thread] = []
+        self.writer: threading.Thread | None = None
+
+    # -- control (caller's thread)
+
+    def start(self) -> None:
+        self.threads = [threading.Thread(target=self._guard, args=(self._decode,), name="apollo-decode", daemon=True)]
+        for index, model in enumerate(self.models):
+            self.threads.append(threading.Thread(
+                target=self._guard, args=(self._infer, index, model), name=f"apollo-infer-{index}", daemon=True
+            ))  # fmt: skip
+        self.writer = threading.Thread(target=self._guard, args=(self._write,), name="apollo-write", daemon=True)
+        self.threads.append(self.writer)
+        for thread in self.threads:
+            thread.start()
+
+    def pump(self, handle: EventCallback, *, until_writer_done: bool = False) -> None:
+        """Hand events to ``handle`` until every thread (or, when stopping, the writer) is done."""
+        while True:
+            try:
+                event = self.events.get(timeout=_POLL)
+            except queue.Empty:
+                if until_writer_done:
+                    if self._writer_running():
+                        continue
+                elif any(t.is_alive() for t in self.threads):
+                    continue
+                if self.events.empty():
+                    return
+                continue
+            if isinstance(event, _Crash):
+                raise event.exc
+            if self.stop.is_set() and isinstance(event, (FileStarted, FileProgress)):
+                continue
+            handle(event)
+
+    def pending_writes(self) -> int:
+        return self.restored.qsize()
+
+    def _writer_running(self) -> bool:
+        # A writer that was never started (Ctrl-C during start()) counts as done.
+        return self.writer is not None and self.writer.is_alive() and not self.writer_done.is_set()
+
+    def wait_for_writer(self) -> None:
+        if self.writer is not None and self.writer.ident is not None:
+            self.writer.join()
+
+    # -- threads
+
+    def _guard(self, body: Callable[..., None], *args: object) -> None:
+        try:
+            body(*args)
+        except _Cancelled:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - a KeyboardInterrupt raised in here, or a bug of ours
+            self.stop.set()
+            self.events.put(_Crash(exc))
+
+    def _emit(self, event: BatchEvent) -> None:
+        self.events.put(event)
+
+    def _fail(self, job: Job, exc: BaseException) -> None:
+        """Report a file that could not be decoded or restored, unless the batch is stopping.
+
+        After Ctrl-C such errors are usually the interrupt itself (ffmpeg gets the
+        terminal's SIGINT too); the file is simply not done and will be on the next run.
+        """
+        if not self.stop.is_set():
+            self._emit(FileFailed(job.name, _reason(exc), job))
+
+    def _put(self, q: queue.Queue, item: object, give_up: threading.Event) -> bool:  # type: ignore[type-arg]
+        while not give_up.is_set():
+            try:
+                q.put(item, timeout=_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _get(self, q: queue.Queue) -> object | None:  # type: ignore[type-arg]
+        while not self.stop.is_set():
+            try:
+                return q.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+        return None
+
+    def _decode(self) -> None:
+        try:
+            for job in self.plan.jobs:
+                if self.stop.is_set():
+                    return
+                if not self.plan.overwrite and job.output.exists():
+                    self._emit(FileSkipped(job.name, "output exists (written by another run meanwhile)", job))
+                    continue
+                began = time.perf_counter()
+                try:
+                    decoded = audio.load_audio(job.source)
+                    samples = audio.resample(decoded.samples, decoded.sample_rate, self.rate)
+                    del decoded  # keep only the resampled copy in memory
+                    carried = tags.read_tags(job.source) if self.carry_tags else tags.Tags()
+                except _RECOVERABLE as exc:
+                    self._fail(job, exc)
+                    continue
+                item = _Decoded(job, samples, carried, samples.shape[0], time.perf_counter() - began)
+                if not self._put(self.decoded, item, self.stop):
+                    return
+        finally:
+            for _ in self.models:
+                if not self._put(self.decoded, _END, self.stop):
+                    break
+
+    def _infer(self, index: int, model: Apollo) -> None:
+        try:
+            while True:
+                item = self._get(self.decoded)
+                if item is None or item is _END:
+                    return
+                assert isinstance(item, _Decoded)
+                job = item.job
+                seconds = item.samples.shape[-1] / self.rate
+                self._emit(FileStarted(job, index, seconds))
+                began = time.perf_counter()
+
+                def progress(done: int, total: int, job: Job = job) -> None:
+                    if self.stop.is_set():
+                        raise _Cancelled
+                    self._emit(FileProgress(job, index, done / self.rate, total / self.rate))
+
+                try:
+                    restored = api.restore(
+                        model, item.samples, self.rate,
+                        chunk_seconds=self.chunk_seconds, batch_size=self.batch_size,
+                        precision=self.precision, progress=progress,
+                    )  # fmt: skip
+                except _RECOVERABLE as exc:
+                    self._fail(job, exc)
+                    continue
+                result = _Restored(job, index, restored, item.tags, item.channels,
+                                   item.seconds + time.perf_counter() - began)  # fmt: skip
+                del item
+                # Finished work is handed on even when stopping: the writer saves it.
+                if not self._put(self.restored, result, self.writer_done):
+                    return
+        finally:
+            with self.lock:
+                self.workers_left -= 1
+                last = self.workers_left == 0
+            if last:
+                self._put(self.restored, _END, self.writer_done)
+
+    def _write(self) -> None:
+        try:
+            while True:
+                try:
+                    item = self.restored.get(timeout=_POLL)
+                except queue.Empty:
+                    if self.stop.is_set():
+                        return
+                    continue
+                if item is _END:
+                    return
+                if self.abort.is_set():
+                    continue
+                assert isinstance(item, _Restored)
+                self._write_one(item)
+        finally:
+            self.writer_done.set()
+
+    def _write_one(self, item: _Restored) -> None:
+        job = item.job
+        began = time.perf_counter()
+        if not self.plan.overwrite and job.output.exists():
+            self._emit(FileSkipped(job.name, "output exists (written by another run meanwhile)", job))
+            return
+        warnings = list(item.tags.warnings)
+        add_tags = tags.finalizer(item.tags, self.plan.format, item.samples.shape[-1], warnings)
+
+        def finalize(tmp: Path) -> None:
+            add_tags(tmp)
+            if self.abort.is_set():
+                raise _Cancelled  # write_audio removes the temporary file
+
+        try:
+            job.output.parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale_temps(job.output)
+            written = audio.write_audio(
+                job.output, item.samples, self.rate,
+                bit_depth=self.bit_depth, overwrite=self.plan.overwrite, finalize=finalize,
+            )  # fmt: skip
+        except _Cancelled:
+            return
+        except _RECOVERABLE as exc:
+            reason = f"cannot write {job.output}: {exc.strerror or exc}" if isinstance(exc, OSError) else _reason(exc)
+            self._emit(FileFailed(job.name, reason, job))
+            if _disk_full(job.output.parent, item.samples):
+                # Every later file would fail the same way after all its work: stop now.
+                self.fatal = (
+                    f"the disk of {self.plan.output_dir} is full; free some space and run the same "
+                    "command again to continue"
+                )
+                self.stop.set()
+            return
+        result = api.RestoreResult(
+            input=job.source,
+            output=written.path,
+            duration=item.samples.shape[-1] / self.rate,
+            elapsed=item.seconds + time.perf_counter() - began,
+            sample_rate=written.sample_rate,
+            channels=item.channels,
+            format=written.format,
+            bit_depth=written.bit_depth,
+            clipped_samples=written.clipped_samples,
+            tag_warnings=tuple(warnings),
+        )
+        self._emit(FileDone(job, item.worker, result))
+
+
+#: What one file can raise without stopping the batch (KeyboardInterrupt, SystemExit
+#: and our _Cancelled are BaseExceptions and pass through).
+_RECOVERABLE = (Exception,)
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying why a file failed."""
+    if isinstance(exc, ApolloError):
+        return str(exc)
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return "out of memory; try a smaller --chunk-seconds or --batch-size"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"internal error: {type(exc).__name__}: {first} (please report it)"
+
+
+def _disk_full(folder: Path, samples: np.ndarray) -> bool:
+    """Whether ``folder``'s file system lacks room for this audio as 32-bit samples (an upper bound)."""
+    try:
+        return shutil.disk_usage(folder).free < samples.size * 4 + (1 << 20)
+    except OSError:
+        return False
+
+
+_STALE_TEMP = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.part$")
+
+
+def _remove_stale_temps(output: Path) -> None:
+    """Remove temporary files an earlier, killed run (kill -9, power cut) left beside ``output``."""
+    try:
+        siblings = list(output.parent.glob(f".{glob.escape(output.name)}.*.part"))
+    except OSError:
+        return
+    for path in siblings:
+        match = _STALE_TEMP.match(path.name)
+        if match and match.group("name") == output.name:
+            path.unlink(missing_ok=True)
+
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "BatchEvent",
+    "BatchInterrupted",
+    "BatchPlan",
+    "BatchSummary",
+    "Collision",
+    "FileDone",
+    "FileFailed",
+    "FileProgress",
+    "FileSkipped",
+    "FileStarted",
+    "Job",
+    "Shard",
+    "Stopping",
+    "default_output_dir",
+    "describe_devices",
+    "parse_devices",
+    "parse_shard",
+    "plan_batch",
+    "plan_summary",
+    "replicate",
+    "run_batch",
+    "shard_of",
+]

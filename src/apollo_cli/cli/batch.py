@@ -1,0 +1,442 @@
+"""``apollo batch``: restore a whole folder tree, resumably.
+
+The work is done by :mod:`apollo_cli.batch`; this module parses options, shows
+progress (one bar for the batch, one per device for its current file), prints a line
+per file and a summary table, and sets the exit status: 0 when every file was restored
+or skipped, 1 when any failed, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import time
+from collections.abc import Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
+from .. import batch as lib
+from ..inference import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, precision_context
+from ..progress import Display, format_duration
+from ..registry import DEFAULT_MODEL
+from . import (
+    BatchOpt,
+    BitDepthOpt,
+    ChunkOpt,
+    DebugOpt,
+    ModelOpt,
+    PrecisionOpt,
+    QuietOpt,
+    app,
+    err,
+    out,
+    reported_errors,
+)
+from .models import OfflineOpt, RevisionOpt
+
+
+class OutputFormat(str, Enum):
+    flac = "flac"
+    wav = "wav"
+
+
+@app.command()
+def batch(
+    input_dir: Annotated[
+        Path, typer.Argument(help="Folder of audio files to restore (searched recursively).", show_default=False)
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o",
+            help="Folder to write to; mirrors the input's layout. Default: INPUT_DIR-restored beside it.",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", case_sensitive=False, help="Output format.")
+    ] = OutputFormat.flac,
+    bit_depth: BitDepthOpt = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device", "-d",
+            help="auto, cpu, cuda, cuda:N, mps, or a list such as cuda:0,cuda:1 (one worker each). "
+            "cuda, and auto on a CUDA machine, use every GPU.",
+        ),
+    ] = "auto",
+    chunk_seconds: ChunkOpt = DEFAULT_CHUNK_SECONDS,
+    batch_size: BatchOpt = DEFAULT_BATCH_SIZE,
+    precision: PrecisionOpt = "fp32",
+    recursive: Annotated[
+        bool, typer.Option("--recursive/--no-recursive", help="Look into sub-folders.")
+    ] = True,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--include", "-i", metavar="GLOB",
+            help="Only files matching GLOB (repeatable; case-insensitive). Without '/' it matches the "
+            "file name ('*.mp3'), with '/' the path inside INPUT_DIR ('Beatles/*').",
+            show_default=False,
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Redo files whose output exists (kept and skipped otherwise).")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Print what would be done; write nothing.")
+    ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard", metavar="K/N",
+            help="Take shard K of N (1 <= K <= N), a stable share of the files, so N machines can split a "
+            "library without coordination.",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+) -> None:
+    """Restore every audio file under a folder, mirroring it as FLAC or WAV. Resumable."""
+    from .. import api
+
+    code = 0
+    with reported_errors(debug):
+        chosen_shard = lib.parse_shard(shard) if shard is not None else None
+        bits = lib.check_bit_depth(fmt.value, bit_depth)
+        devices = lib.parse_devices(device)
+        for target in dict.fromkeys(devices):  # an unsupported --precision fails before any work
+            precision_context(target, precision)
+        plan = lib.plan_batch(
+            input_dir, output, fmt=fmt.value, recursive=recursive, include=include or (),
+            shard=chosen_shard, overwrite=overwrite,
+        )  # fmt: skip
+        if dry_run:
+            _print_plan(plan, bits)
+            return
+        if not quiet:
+            err.print(_headline(plan, bits, devices), soft_wrap=True, highlight=False)
+        if not plan.jobs:  # nothing to restore: no model to load
+            summary = lib.plan_summary(plan)
+            if quiet:
+                _print_problems(summary)
+            else:
+                _print_summary(summary)
+            code = 0 if summary.ok else 1
+        else:
+            try:
+                with Display(err, quiet or not err.is_terminal).download(f"downloading {model}") as fetched:
+                    apollo = api.load_model(
+                        model, device=devices[0], download_progress=fetched, revision=revision,
+                        offline=offline or None,
+                    )  # fmt: skip
+                with _BatchDisplay(quiet, plan, devices) as display:
+                    summary = lib.run_batch(
+                        plan, apollo, devices=devices, bit_depth=bits,
+                        chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision,
+                        events=display.handle,
+                    )  # fmt: skip
+                code = 0 if summary.ok else 1
+            except lib.BatchInterrupted as stopped:
+                summary, code = stopped.summary, 130
+            except KeyboardInterrupt:  # before any file was started (loading the model, say)
+                summary, code = lib.plan_summary(plan), 130
+                summary.interrupted, summary.not_done = True, len(plan.jobs)
+            if not quiet:
+                _print_summary(summary)
+            if summary.stopped:
+                err.print(f"[bold red]error:[/] stopped early: {escape(summary.stopped)}", soft_wrap=True)
+            if code == 130:
+                done = len(summary.done)
+                err.print(
+                    f"[bold red]interrupted:[/] {done} file{'s' if done != 1 else ''} restored, "
+                    f"{summary.not_done} not done; run the same command again to finish "
+                    "(finished files are skipped, nothing is half written)",
+                    soft_wrap=True,
+                )
+    if code:
+        raise typer.Exit(code)
+
+
+# ------------------------------------------------------------------------------- display
+
+
+@contextlib.contextmanager
+def display_console() -> Iterator[Console]:
+    """A console for progress that keeps working while audio is being decoded.
+
+    ``audio.load_audio`` points file descriptor 2 at /dev/null while libsndfile decodes
+    (libmpg123 prints warnings there); in a batch that happens in a background thread
+    while the display is live, so anything written to fd 2 meanwhile would be lost. When
+    stderr is fd 2, the display writes to a duplicate of it, made before any decoding
+    starts: the same terminal or file, but a descriptor the silencing does not touch.
+    (Other streams, such as a test runner's capture, are used as they are.)
+    """
+    stream = sys.stderr
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        fd = -1
+    if fd != 2:
+        yield Console(file=stream, highlight=False)
+        return
+    stream.flush()
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    with os.fdopen(os.dup(2), "w", buffering=1, encoding=encoding, errors="replace") as private:
+        yield Console(file=private, highlight=False)
+
+
+class _BatchDisplay:
+    """Renders batch events: bars on a terminal, a line per finished or failed file always."""
+
+    def __init__(self, quiet: bool, plan: lib.BatchPlan, devices: list) -> None:  # type: ignore[type-arg]
+        self.quiet = quiet
+        self.pending = set(plan.jobs)
+        self.jobs = len(plan.jobs)
+        names = [str(d) for d in devices]
+        # Workers by device, numbered when a device has several (cpu,cpu -> cpu#1, cpu#2).
+        self.labels = [n if names.count(n) == 1 else f"{n}#{names[:i + 1].count(n)}" for i, n in enumerate(names)]
+        self.finished = 0
+        self.audio_done = 0.0
+        # Files being restored (or restored, on their way to disk): seconds done, total.
+        self.partial: dict[lib.Job, tuple[float, float]] = {}
+        self.current: dict[int, tuple[lib.Job, float]] = {}  # worker -> its file, when it started
+        self.started = time.perf_counter()
+        self._stack = contextlib.ExitStack()
+        self.console: Console | None = None
+        self.progress: Progress | None = None
+        self.overall: TaskID | None = None
+        self.files: dict[int, TaskID] = {}
+
+    def __enter__(self) -> _BatchDisplay:  # noqa: PYI034
+        self.console = self._stack.enter_context(display_console())
+        # Bars only on a terminal; logs (SLURM, CI, a pipe) get the per-file lines alone.
+        if not self.quiet and self.console.is_terminal:
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(bar_width=30),
+                TextColumn("{task.fields[info]}"),
+                console=self.console,
+                transient=True,
+            )
+            self.overall = self.progress.add_task("[bold blue]restoring", total=self.jobs, info="")
+            self._stack.enter_context(self.progress)
+            self._refresh_overall()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def print(self, text: str) -> None:
+        assert self.console is not None
+        self.console.print(text, soft_wrap=True, highlight=False)
+
+    def handle(self, event: lib.BatchEvent) -> None:
+        if isinstance(event, lib.FileProgress):
+            self.partial[event.job] = (event.done, event.total)
+            self._show_file(event.worker)
+        elif isinstance(event, lib.FileStarted):
+            self.partial[event.job] = (0.0, event.duration)
+            self.current[event.worker] = (event.job, time.perf_counter())
+            self._show_file(event.worker)
+        elif isinstance(event, lib.FileDone):
+            self._forget(event.job)
+            self.finished += 1
+            self.audio_done += event.result.duration
+            self._report_done(event)
+        elif isinstance(event, lib.FileFailed):
+            if event.job in self.pending:
+                self._forget(event.job)
+                self.finished += 1
+            self.print(f"[red]failed[/] {escape(event.name)}: {escape(event.reason)}")
+        elif isinstance(event, lib.FileSkipped):
+            # Skips known from the plan are counted in the headline; report the ones
+            # found while running (an output written meanwhile by another run).
+            if event.job in self.pending:
+                self.finished += 1
+                if not self.quiet:
+                    self.print(f"[dim]skipped {escape(event.name)}: {escape(event.reason)}[/]")
+        elif isinstance(event, lib.Stopping) and not self.quiet:
+            pending = (
+                f"; finishing {event.pending} restored file{'s' if event.pending != 1 else ''} "
+                "(Ctrl-C again to drop them)" if event.pending else ""
+            )
+            self.print(f"[yellow]stopping[/]: no new files will be started{pending}")
+        self._refresh_overall()
+
+    def _forget(self, job: lib.Job | None) -> None:
+        """A file is finished: drop it from the in-flight ones, and its bar if its worker is still on it."""
+        self.partial.pop(job, None)  # type: ignore[arg-type]
+        for worker, (current, _) in list(self.current.items()):
+            if current == job:
+                del self.current[worker]
+                self._hide_file(worker)
+
+    def _report_done(self, event: lib.FileDone) -> None:
+        r = event.result
+        if not self.quiet:
+            speed = r.duration / r.elapsed if r.elapsed > 0 else float("inf")
+            self.print(
+                f"[green]restored[/] {escape(event.job.name)} ({format_duration(r.duration)} in "
+                f"{format_duration(r.elapsed)}, {speed:.2f}× real time)"
+            )
+        if self.quiet:
+            return
+        for warning in r.tag_warnings:
+            self.print(f"  [yellow]note:[/] {escape(event.job.name)}: {escape(warning)}")
+        if r.clipped_samples:
+            self.print(
+                f"  [yellow]note:[/] {escape(event.job.name)}: limited {r.clipped_samples} samples that went "
+                f"beyond full scale ({r.bit_depth}-bit); write 32-bit float WAV to keep them"
+            )
+
+    def _show_file(self, worker: int) -> None:
+        if self.progress is None:
+            return
+        if worker not in self.current:
+            return
+        job, start = self.current[worker]
+        name = job.name
+        done, total = self.partial.get(job, (0.0, 0.0))
+        elapsed = time.perf_counter() - start
+        # The first chunk's speed says little: show one after half a second.
+        speed = f"{done / elapsed:5.2f}× real time" if elapsed > 0.5 and done else "  -  × real time"
+        where = f"{self.labels[worker]} " if len(self.labels) > 1 else ""
+        label = f"  {where}{_shorten(name, 40)}"
+        info = f"{done:.1f}/{total:.1f} s  {speed}"
+        if worker not in self.files:
+            self.files[worker] = self.progress.add_task(label, total=total or None, info=info)
+        self.progress.update(self.files[worker], description=escape(label), completed=done,
+                             total=total or None, info=info)  # fmt: skip
+
+    def _hide_file(self, worker: int) -> None:
+        if self.progress is not None and worker in self.files:
+            self.progress.remove_task(self.files.pop(worker))
+
+    def _refresh_overall(self) -> None:
+        if self.progress is None or self.overall is None:
+            return
+        partial = sum(done / total for done, total in self.partial.values() if total)
+        audio = self.audio_done + sum(done for done, _ in self.partial.values())
+        elapsed = time.perf_counter() - self.started
+        completed = min(self.jobs, self.finished + partial)
+        speed = f"{audio / elapsed:.2f}× real time" if elapsed > 0 and audio else "-× real time"
+        if completed > 0 and completed < self.jobs:
+            left = f"  {format_duration(elapsed / completed * (self.jobs - completed))} left"
+        else:
+            left = ""
+        info = f"{self.finished}/{self.jobs} files  {format_duration(audio)} of audio  {speed}{left}"
+        self.progress.update(self.overall, completed=completed, info=info)
+
+
+def _shorten(name: str, width: int) -> str:
+    return name if len(name) <= width else "…" + name[-(width - 1) :]
+
+
+# ------------------------------------------------------------------------------- reports
+
+
+def _describe_output(plan: lib.BatchPlan, bits: int) -> str:
+    depth = "32-bit float" if plan.format == "WAV" and bits == 32 else f"{bits}-bit"
+    return f"{plan.format} {depth}"
+
+
+def _headline(plan: lib.BatchPlan, bits: int, devices: list) -> str:  # type: ignore[type-arg]
+    scope = f"shard {plan.shard} holds {_count(_total(plan), 'file')} of {plan.found}" if plan.shard else (
+        f"found {_count(plan.found, 'audio file')}"
+    )
+    parts = [f"{len(plan.jobs)} to restore"]
+    if plan.skipped:
+        parts.append(f"{len(plan.skipped)} already done")
+    if plan.problems:
+        parts.append(f"{len(plan.problems)} not restorable")
+    where = f"→ {escape(str(plan.output_dir))} ({_describe_output(plan, bits)})"
+    on = f" on {lib.describe_devices(devices)}" if plan.jobs else ""
+    return f"{escape(str(plan.input_dir))}: {scope}; {', '.join(parts)} {where}{on}"
+
+
+def _total(plan: lib.BatchPlan) -> int:
+    return len(plan.jobs) + len(plan.skipped) + sum(len(c.jobs) for c in plan.collisions)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _print_plan(plan: lib.BatchPlan, bits: int) -> None:
+    """--dry-run: one line per file, then what a real run would do."""
+    rows: list[tuple[str, str, str]] = []
+    rows += [(job.name, "restore", _relative_output(plan, job)) for job in plan.jobs]
+    rows += [(job.name, "skip", "output exists") for job in plan.skipped]
+    rows += [(name, "cannot", reason) for name, reason in plan.problems]
+    for name, action, detail in sorted(rows):
+        arrow = "→" if action == "restore" else "·"
+        out.print(f"{action:<8}{escape(name)} {arrow} {escape(detail)}", soft_wrap=True, highlight=False)
+    scope = f" (shard {plan.shard} of {plan.found} files)" if plan.shard else ""
+    out.print(
+        f"dry run{scope}: {len(plan.jobs)} to restore, {len(plan.skipped)} skipped (output exists), "
+        f"{len(plan.problems)} not restorable; output {escape(str(plan.output_dir))} as "
+        f"{_describe_output(plan, bits)}; nothing was written",
+        soft_wrap=True, highlight=False,
+    )  # fmt: skip
+
+
+def _relative_output(plan: lib.BatchPlan, job: lib.Job) -> str:
+    try:
+        return job.output.relative_to(plan.output_dir).as_posix()
+    except ValueError:
+        return str(job.output)
+
+
+def _print_problems(summary: lib.BatchSummary) -> None:
+    for failure in summary.failed:
+        err.print(f"[red]failed[/] {escape(failure.name)}: {escape(failure.reason)}", soft_wrap=True)
+
+
+def _print_summary(summary: lib.BatchSummary) -> None:
+    """The table at the end: counts, audio, failures with reasons, totals."""
+    table = Table(title="apollo batch", box=box.SIMPLE_HEAVY, title_justify="left")
+    table.add_column("", style="bold")
+    table.add_column("files", justify="right")
+    table.add_column("audio", justify="right")
+    table.add_column("")
+    table.add_row("[green]restored[/]", str(len(summary.done)), format_duration(summary.audio_seconds), "")
+    table.add_row(
+        "skipped", str(len(summary.skipped)), "",
+        "output exists (--overwrite redoes them)" if summary.skipped else "",
+    )  # fmt: skip
+    table.add_row("[red]failed[/]" if summary.failed else "failed", str(len(summary.failed)), "",
+                  "listed below" if summary.failed else "")  # fmt: skip
+    if summary.interrupted or summary.stopped:
+        why = "interrupted" if summary.interrupted else "stopped early"
+        table.add_row("[yellow]not done[/]", str(summary.not_done), "", f"{why}; run again to finish")
+    out.print(table)
+    if summary.failed:
+        failures = Table(title="failed", box=box.SIMPLE, title_justify="left", show_header=True)
+        failures.add_column("file", overflow="fold")
+        failures.add_column("reason", overflow="fold")
+        for failure in summary.failed:
+            failures.add_row(escape(failure.name), escape(failure.reason))
+        out.print(failures)
+    if summary.done:
+        hours = summary.audio_seconds / 3600
+        amount = format_duration(summary.audio_seconds) + (f" ({hours:.1f} h)" if hours >= 0.1 else "")
+        out.print(
+            f"restored {amount} of audio in {format_duration(summary.wall_seconds)} of wall time, "
+            f"{summary.speed:.2f}× real time, on {lib.describe_devices(summary.devices)}",
+            soft_wrap=True, highlight=False,
+        )  # fmt: skip

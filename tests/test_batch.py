@@ -1,0 +1,619 @@
+"""`apollo batch` and apollo_cli.batch, on a real folder tree the tests make.
+
+The tree holds MP3, FLAC (48 kHz mono), WAV and an ffmpeg-made M4A, a truncated MP3,
+a text file named .mp3, and files that must not be picked up (cover.jpg, notes.txt,
+a hidden folder). Audio is short and the model tiny, so each batch takes a second.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import TINY_MODEL, make_music
+from typer.testing import CliRunner
+
+import apollo_cli
+from apollo_cli import batch
+from apollo_cli.cli import app
+from apollo_cli.errors import OptionError
+
+FFMPEG = shutil.which("ffmpeg")
+runner = CliRunner()
+GOOD = ["Artist A/Album 1/01 one.mp3", "Artist A/Album 1/02 two.flac", "Artist B/three.wav", "Artist B/four.m4a"]
+BAD = ["Artist B/truncated.mp3", "notes.mp3"]
+
+
+def run(*args: str | os.PathLike[str]):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, ["batch", *(os.fspath(a) for a in args)])
+
+
+def tiny(*args: str | os.PathLike[str]) -> list[str | os.PathLike[str]]:
+    """Options every CLI run here uses: the tiny model on the CPU, small chunks."""
+    return [*args, "--model", TINY_MODEL, "--device", "cpu", "--chunk-seconds", "0.5"]
+
+
+def files_under(root: Path) -> list[str]:
+    """Every file under root (hidden ones included), as sorted relative POSIX paths."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The music library, made once; tests copy it."""
+    if FFMPEG is None:
+        pytest.skip("ffmpeg is needed to make the M4A file")
+    root = tmp_path_factory.mktemp("template") / "lib"
+    (root / "Artist A" / "Album 1").mkdir(parents=True)
+    (root / "Artist B").mkdir()
+    (root / ".hidden").mkdir()
+    sf.write(root / GOOD[0], make_music(1.0, seed=1).T, 44100, format="MP3")
+    sf.write(root / GOOD[1], make_music(0.9, 48000, channels=1, seed=2)[0], 48000)
+    sf.write(root / GOOD[2], make_music(0.8, seed=3).T, 44100)
+    wav = root.parent / "for_m4a.wav"
+    sf.write(wav, make_music(1.0, seed=4).T, 44100)
+    subprocess.run([FFMPEG, "-nostdin", "-v", "error", "-i", wav, "-c:a", "aac", root / GOOD[3]], check=True)
+    full = root.parent / "full.mp3"
+    sf.write(full, make_music(2.0, seed=5).T, 44100, format="MP3")
+    (root / BAD[0]).write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    (root / BAD[1]).write_text("not audio at all\n" * 50)
+    (root / "Artist A" / "Album 1" / "cover.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (root / "notes.txt").write_text("liner notes")
+    shutil.copy(root / GOOD[2], root / ".hidden" / "secret.wav")
+    return root
+
+
+@pytest.fixture
+def library(template: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "lib"
+    shutil.copytree(template, root)
+    return root
+
+
+@pytest.fixture
+def good_library(library: Path) -> Path:
+    for name in BAD:
+        (library / name).unlink()
+    return library
+
+
+@pytest.fixture(scope="module")
+def model() -> apollo_cli.Apollo:
+    return apollo_cli.load_model(TINY_MODEL, device="cpu")
+
+
+def expected_outputs(names: list[str], suffix: str = ".flac") -> list[str]:
+    return sorted(str(Path(n).with_suffix(suffix).as_posix()) for n in names)
+
+
+# ----------------------------------------------------------------------------- discovery
+
+
+def test_plan_finds_audio_and_mirrors_paths(library: Path) -> None:
+    plan = batch.plan_batch(library)
+    assert sorted(job.name for job in plan.jobs) == sorted(GOOD + BAD)
+    assert plan.output_dir == library.resolve().with_name("lib-restored")
+    for job in plan.jobs:
+        assert job.output == plan.output_dir / Path(job.name).with_suffix(".flac")
+    assert plan.found == 6 and not plan.skipped and not plan.collisions
+    assert not plan.output_dir.exists()  # planning writes nothing
+
+    wav = batch.plan_batch(library, library.parent / "out", fmt="wav", recursive=False)
+    assert [job.name for job in wav.jobs] == ["notes.mp3"]
+    assert wav.jobs[0].output == library.parent / "out" / "notes.wav"
+
+
+@pytest.mark.parametrize(
+    "patterns, expected",
+    [
+        (["*.WAV"], ["Artist B/three.wav"]),
+        (["*.m4a", "0?*"], ["Artist A/Album 1/01 one.mp3", "Artist A/Album 1/02 two.flac", "Artist B/four.m4a"]),
+        (["artist b/*"], ["Artist B/four.m4a", "Artist B/three.wav", "Artist B/truncated.mp3"]),
+        (["**/album 1/*.mp3"], ["Artist A/Album 1/01 one.mp3"]),
+        (["*.jpg"], []),  # --include narrows the audio files; it never adds others
+    ],
+)
+def test_include(library: Path, patterns: list[str], expected: list[str]) -> None:
+    assert sorted(job.name for job in batch.plan_batch(library, include=patterns).jobs) == expected
+
+
+def test_output_folder_inside_input_is_not_searched(good_library: Path) -> None:
+    out = good_library / "restored"
+    result = run(*tiny(good_library, "-o", out))
+    assert result.exit_code == 0, result.output
+    assert files_under(out) == expected_outputs(GOOD)
+    plan = batch.plan_batch(good_library, out)
+    assert not plan.jobs and len(plan.skipped) == len(GOOD)
+
+
+# ------------------------------------------------------------------------------ the CLI
+
+
+def test_batch_end_to_end(library: Path, model: apollo_cli.Apollo) -> None:
+    out = library.parent / "lib-restored"
+    result = run(*tiny(library))
+    assert result.exit_code == 1, result.output  # two bad files
+    # Every good file is restored, mirrored, as 24-bit FLAC at 44.1 kHz; nothing else is there.
+    assert files_under(out) == expected_outputs(GOOD)
+    for name in GOOD:
+        decoded = apollo_cli.audio.load_audio(library / name)
+        info = sf.info(out / Path(name).with_suffix(".flac"))
+        assert (info.format, info.subtype, info.samplerate, info.channels) == ("FLAC", "PCM_24", 44100, decoded.channels)
+        assert info.frames == round(decoded.frames * 44100 / decoded.sample_rate)
+    # The file holds what the library computes for the same input.
+    decoded = apollo_cli.audio.load_audio(library / GOOD[2])
+    expected = apollo_cli.restore(model, decoded.samples, decoded.sample_rate)
+    written = sf.read(out / "Artist B/three.flac", dtype="float32")[0].T
+    np.testing.assert_allclose(written, expected, atol=2**-22)
+    # Each failure is reported with its reason; the summary has the totals.
+    for name, why in (("Artist B/truncated.mp3", "truncated"), ("notes.mp3", "not audio")):
+        line = next(line for line in result.stderr.splitlines() if name in line)
+        assert line.startswith("failed") and why in line, line
+    assert "truncated.mp3" in result.stdout and "notes.mp3" in result.stdout  # the failures table
+    assert "restored" in result.stdout and "× real time" in result.stdout
+    assert "Traceback" not in result.output
+
+
+def test_rerun_skips_what_is_done(good_library: Path) -> None:
+    out = good_library.parent / "lib-restored"
+    first = run(*tiny(good_library))
+    assert first.exit_code == 0, first.output
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.flac")}
+    second = run(*tiny(good_library))
+    assert second.exit_code == 0, second.output
+    assert "4 already done" in second.stderr and "0 to restore" in second.stderr
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.flac")} == stamps  # nothing was redone
+    third = run(*tiny(good_library, "--overwrite", "-q"))
+    assert third.exit_code == 0, third.output
+    assert third.output == ""
+    assert all(p.stat().st_mtime_ns != stamps[p] for p in stamps)
+
+
+def test_dry_run_writes_nothing(library: Path) -> None:
+    before = files_under(library.parent)
+    result = run(*tiny(library, "--dry-run"))
+    assert result.exit_code == 0, result.output
+    assert files_under(library.parent) == before
+    assert not (library.parent / "lib-restored").exists()
+    assert "restore Artist B/three.wav → Artist B/three.flac" in result.stdout
+    assert "6 to restore" in result.stdout and "nothing was written" in result.stdout
+
+
+def test_wav_output_and_bit_depth(good_library: Path) -> None:
+    out = good_library.parent / "wavs"
+    result = run(*tiny(good_library, "-o", out, "--format", "WAV", "--bit-depth", "16", "--include", "*.flac"))
+    assert result.exit_code == 0, result.output
+    assert files_under(out) == ["Artist A/Album 1/02 two.wav"]
+    info = sf.info(out / "Artist A/Album 1/02 two.wav")
+    assert (info.format, info.subtype, info.channels) == ("WAV", "PCM_16", 1)
+
+
+def test_collisions_are_reported_and_nothing_is_overwritten(good_library: Path) -> None:
+    folder = good_library / "Artist B"
+    sf.write(folder / "song.mp3", make_music(0.7, seed=7).T, 44100, format="MP3")
+    sf.write(folder / "Song.flac", make_music(0.7, seed=8).T, 44100)
+    out = good_library.parent / "lib-restored"
+    result = run(*tiny(good_library))
+    assert result.exit_code == 1, result.output
+    assert files_under(out) == expected_outputs(GOOD)  # neither song was written
+    lines = [line for line in result.stderr.splitlines() if line.startswith("failed")]
+    assert len(lines) == 2 and all("none was restored" in line for line in lines), result.stderr
+    # Picking one of them resolves it.
+    result = run(*tiny(good_library, "--include", "*.mp3"))
+    assert result.exit_code == 0, result.output
+    assert (out / "Artist B" / "song.flac").exists()
+
+
+def test_all_skipped_needs_no_model(good_library: Path) -> None:
+    assert run(*tiny(good_library, "-q")).exit_code == 0
+    result = run(good_library, "--model", "no-such-model", "--device", "cpu")
+    assert result.exit_code == 0, result.output  # the model is not even looked up
+
+
+def test_no_audio_found(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("hi")
+    result = run(*tiny(tmp_path / "empty"))
+    assert result.exit_code == 0, result.output
+    assert "found 0 audio files" in result.stderr
+    assert not (tmp_path / "empty-restored").exists()
+
+
+def one_line_error(result, match: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and match in lines[0], result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--shard", "0/4"], "K must be between 1 and N"),
+        (["--shard", "5/4"], "K must be between 1 and N"),
+        (["--shard", "1/0"], "N must be at least 1"),
+        (["--shard", "two"], "use K/N"),
+        (["--bit-depth", "32"], "FLAC supports bit depth 16 or 24"),
+        (["--device", "cpu,,cpu"], "no empty entries"),
+        (["--device", "tpu"], "unknown device"),
+    ],
+)
+def test_bad_options(library: Path, args: list[str], match: str) -> None:
+    result = run(library, "--model", TINY_MODEL, *args)
+    one_line_error(result, match)
+    assert not (library.parent / "lib-restored").exists()
+
+
+def test_bad_folders(library: Path) -> None:
+    one_line_error(run(library / "nope", "--model", TINY_MODEL), "does not exist")
+    one_line_error(run(library / "notes.txt", "--model", TINY_MODEL), "not a folder")
+    one_line_error(run(library, "-o", library, "--model", TINY_MODEL), "is the input folder")
+    (library.parent / "file").write_text("x")
+    one_line_error(run(library, "-o", library.parent / "file", "--model", TINY_MODEL), "not a folder")
+
+
+def test_format_must_be_flac_or_wav(library: Path) -> None:
+    result = run(library, "--format", "mp3", "--model", TINY_MODEL)
+    assert result.exit_code == 2 and "mp3" in result.stderr
+
+
+def test_help_lists_batch() -> None:
+    assert "batch" in runner.invoke(app, ["--help"]).stdout
+    text = runner.invoke(app, ["batch", "--help"]).stdout
+    for option in ("--shard", "--dry-run", "--include", "--no-recursive", "--overwrite", "--format"):
+        assert option in text
+
+
+def test_one_bad_file_never_stops_the_batch(good_library: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = apollo_cli.api.restore
+
+    def flaky(model, samples, rate, **kwargs):  # type: ignore[no-untyped-def]
+        if samples.shape[-1] == round(0.8 * 44100):  # three.wav only
+            raise RuntimeError("something unexpected\nsecond line")
+        return real(model, samples, rate, **kwargs)
+
+    monkeypatch.setattr(apollo_cli.api, "restore", flaky)
+    result = run(*tiny(good_library))
+    assert result.exit_code == 1, result.output
+    assert files_under(good_library.parent / "lib-restored") == expected_outputs(sorted(set(GOOD) - {GOOD[2]}))
+    assert "internal error: RuntimeError: something unexpected (please report it)" in result.stderr
+
+
+# -------------------------------------------------------------------- interrupt and resume
+
+
+def test_interrupted_batch_resumes(good_library: Path, model: apollo_cli.Apollo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C after the first file: nothing half written; the re-run does only the rest."""
+    out = good_library.parent / "lib-restored"
+    plan = batch.plan_batch(good_library)
+    seen: list[batch.BatchEvent] = []
+
+    def ctrl_c_after_first_file(event: batch.BatchEvent) -> None:
+        seen.append(event)
+        if isinstance(event, batch.FileDone):
+            raise KeyboardInterrupt
+
+    with pytest.raises(batch.BatchInterrupted) as stopped:
+        batch.run_batch(plan, model, chunk_seconds=0.5, events=ctrl_c_after_first_file)
+    summary = stopped.value.summary
+    assert summary.interrupted and not summary.ok
+    done = [d.job.name for d in summary.done]
+    assert 1 <= len(done) < len(GOOD) and summary.not_done == len(GOOD) - len(done)
+    assert files_under(out) == expected_outputs(done)  # complete outputs only, no temporary files
+    assert any(isinstance(e, batch.Stopping) for e in seen)
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.flac")}
+
+    restored_again: list[int] = []
+    real = apollo_cli.api.restore
+
+    def counting(model, samples, rate, **kwargs):  # type: ignore[no-untyped-def]
+        restored_again.append(samples.shape[-1])
+        return real(model, samples, rate, **kwargs)
+
+    monkeypatch.setattr(apollo_cli.api, "restore", counting)
+    plan = batch.plan_batch(good_library)
+    assert sorted(job.name for job in plan.skipped) == sorted(done)
+    summary = batch.run_batch(plan, model, chunk_seconds=0.5)
+    assert summary.ok and len(summary.done) == len(GOOD) - len(done)
+    assert len(restored_again) == len(GOOD) - len(done)  # nothing was redone
+    assert files_under(out) == expected_outputs(GOOD)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_ctrl_c_inside_the_pipeline_cli(good_library: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KeyboardInterrupt raised in an inference thread: exit 130, one line, resumable."""
+    real = apollo_cli.api.restore
+    calls: list[int] = []
+
+    def interrupted_on_second(model, samples, rate, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(model, samples, rate, **kwargs)
+
+    monkeypatch.setattr(apollo_cli.api, "restore", interrupted_on_second)
+    out = good_library.parent / "lib-restored"
+    result = run(*tiny(good_library))
+    assert result.exit_code == 130, result.output
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("interrupted: 1 file restored") and "run the same command again" in line
+    assert len(files_under(out)) == 1 and files_under(out)[0].endswith(".flac")
+    monkeypatch.setattr(apollo_cli.api, "restore", real)
+    result = run(*tiny(good_library))
+    assert result.exit_code == 0, result.output
+    assert files_under(out) == expected_outputs(GOOD)
+
+
+def test_ctrl_c_while_writing_leaves_no_partial_file(good_library: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = apollo_cli.audio.sf.write
+    calls: list[int] = []
+
+    def write(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:
+            real(*args, **kwargs)  # the temporary file is complete...
+            raise KeyboardInterrupt  # ...but the interrupt comes before the rename
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(apollo_cli.audio.sf, "write", write)
+    result = run(*tiny(good_library))
+    assert result.exit_code == 130, result.output
+    outputs = files_under(good_library.parent / "lib-restored")
+    assert len(outputs) == 1 and not any(".part" in name for name in outputs)
+
+
+def test_second_ctrl_c_drops_restored_files_not_yet_written(good_library: Path, model: apollo_cli.Apollo) -> None:
+    def impatient(event: batch.BatchEvent) -> None:
+        if isinstance(event, (batch.FileDone, batch.Stopping)):
+            raise KeyboardInterrupt
+
+    with pytest.raises(batch.BatchInterrupted) as stopped:
+        batch.run_batch(batch.plan_batch(good_library), model, chunk_seconds=0.5, events=impatient)
+    out = good_library.parent / "lib-restored"
+    assert files_under(out) == expected_outputs([d.job.name for d in stopped.value.summary.done])
+
+
+def test_stale_temporary_files_are_cleaned_up(good_library: Path) -> None:
+    out = good_library.parent / "lib-restored" / "Artist B"
+    out.mkdir(parents=True)
+    stale = out / ".three.flac.0badf00d.part"
+    stale.write_bytes(b"left by a run that was killed")
+    other = out / ".unrelated.flac.0badf00d.part"
+    other.write_bytes(b"not ours to remove")
+    assert run(*tiny(good_library, "-q")).exit_code == 0
+    assert not stale.exists() and other.exists()
+
+
+# -------------------------------------------------------------------------------- shards
+
+
+def test_shards_partition_exactly(tmp_path: Path) -> None:
+    root = tmp_path / "many"
+    names = [f"Artist {i % 7}/Album {i % 3}/{i:03d} track.mp3" for i in range(120)]
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")  # planning never opens the files
+    everything = {job.name for job in batch.plan_batch(root).jobs}
+    assert everything == set(names)
+    for count in (1, 2, 3, 8):
+        shares = [{job.name for job in batch.plan_batch(root, shard=batch.Shard(k, count)).jobs}
+                  for k in range(1, count + 1)]  # fmt: skip
+        assert set().union(*shares) == everything
+        assert sum(len(share) for share in shares) == len(everything)  # pairwise disjoint
+        if count == 3:
+            assert all(25 <= len(share) <= 55 for share in shares), [len(s) for s in shares]
+            three = shares
+    # Each plan holds exactly the files whose (fixed, see below) shard is its own.
+    for k in (1, 2, 3):
+        assert all(batch.shard_of(job.relative, 3) == k for job in batch.plan_batch(root, shard=batch.Shard(k, 3)).jobs)
+    # Files that would collide are in one shard, which sees (and reports) the collision.
+    (root / "Artist 0" / "dup.mp3").write_bytes(b"")
+    (root / "Artist 0" / "DUP.flac").write_bytes(b"")
+    plans = [batch.plan_batch(root, shard=batch.Shard(k, 8)) for k in range(1, 9)]
+    assert sorted(len(p.collisions) for p in plans) == [0] * 7 + [1]
+    assert not any(job.name.lower().startswith("artist 0/dup") for p in plans for job in p.jobs)
+    (root / "Artist 0" / "dup.mp3").unlink()
+    (root / "Artist 0" / "DUP.flac").unlink()
+    # Stable: adding files (and listing in another order) moves none of the others.
+    for i in range(120, 180):
+        (root / f"New/{i}.flac").parent.mkdir(exist_ok=True)
+        (root / f"New/{i}.flac").write_bytes(b"")
+    again = [{job.name for job in batch.plan_batch(root, shard=batch.Shard(k, 3)).jobs} for k in (1, 2, 3)]
+    for before, after in zip(three, again):
+        assert after & everything == before
+
+
+def test_shard_assignment_is_fixed_forever() -> None:
+    # Machines of one job array may run different versions: the assignment must never change.
+    assert [batch.shard_of(f"Artist/Album/{i:02d}.mp3", 4) for i in range(8)] == [3, 3, 1, 4, 3, 1, 4, 1]
+    # It depends on the output a file maps to: name case and extension do not matter,
+    # so files that collide always land in the same shard.
+    assert batch.shard_of("a/Song.MP3", 5) == batch.shard_of("a/song.flac", 5) == batch.shard_of("a/song", 5)
+
+
+def test_parse_shard() -> None:
+    assert batch.parse_shard(" 2 / 8 ") == batch.Shard(2, 8)
+    assert str(batch.parse_shard("8/8")) == "8/8"
+    for bad in ("0/8", "9/8", "1/0", "-1/2", "1", "a/b", ""):
+        with pytest.raises(OptionError):
+            batch.parse_shard(bad)
+
+
+def test_shard_cli(good_library: Path) -> None:
+    outputs = []
+    for k in (1, 2, 3):
+        result = run(*tiny(good_library, "--shard", f"{k}/3", "-o", good_library.parent / f"out{k}"))
+        assert result.exit_code == 0, result.output
+        outputs.append(files_under(good_library.parent / f"out{k}") if (good_library.parent / f"out{k}").exists() else [])
+        assert f"shard {k}/3" in result.stderr
+    assert sorted(name for share in outputs for name in share) == expected_outputs(GOOD)
+
+
+# ------------------------------------------------------------------------- several devices
+
+
+def test_parse_devices() -> None:
+    import torch
+
+    assert batch.parse_devices("cpu,cpu") == [torch.device("cpu")] * 2
+    assert batch.parse_devices(["cpu"]) == [torch.device("cpu")]
+    if not torch.cuda.is_available():
+        assert batch.parse_devices("auto") == [torch.device("cpu")]
+        with pytest.raises(apollo_cli.DeviceError):
+            batch.parse_devices("cpu,cuda:1")
+    assert batch.describe_devices(["cpu", "cpu"]) == "2 × cpu"
+
+
+def test_two_cpu_workers_match_one(good_library: Path, model: apollo_cli.Apollo) -> None:
+    import torch
+
+    threads = torch.get_num_threads()
+    one = batch.plan_batch(good_library, good_library.parent / "one", fmt="wav")
+    batch.run_batch(one, model, chunk_seconds=0.5)
+    two = batch.plan_batch(good_library, good_library.parent / "two", fmt="wav")
+    workers: set[int] = set()
+    threads_during: list[int] = []
+
+    def note(event: batch.BatchEvent) -> None:
+        if isinstance(event, batch.FileStarted):
+            workers.add(event.worker)
+            threads_during.append(torch.get_num_threads())
+
+    summary = batch.run_batch(two, model, devices="cpu,cpu", chunk_seconds=0.5, events=note)
+    assert summary.ok and len(summary.done) == len(GOOD)
+    assert workers == {0, 1}  # both workers took files
+    assert set(threads_during) == {max(1, threads // 2)} and torch.get_num_threads() == threads
+    for name in GOOD:
+        a = sf.read(good_library.parent / "one" / Path(name).with_suffix(".wav"), dtype="float32")[0]
+        b = sf.read(good_library.parent / "two" / Path(name).with_suffix(".wav"), dtype="float32")[0]
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_two_cpu_workers_cli(good_library: Path) -> None:
+    result = run(good_library, "--model", TINY_MODEL, "--device", "cpu,cpu", "--chunk-seconds", "0.5")
+    assert result.exit_code == 0, result.output
+    assert "2 × cpu" in result.stderr
+    assert files_under(good_library.parent / "lib-restored") == expected_outputs(GOOD)
+
+
+# ---------------------------------------------------------------- progress and file descriptor 2
+
+
+def test_display_console_survives_fd2_silencing() -> None:
+    """While a decode silences fd 2, the batch display's writes still arrive (and a plain console's do not)."""
+    code = textwrap.dedent(
+        """
+        from rich.console import Console
+        from apollo_cli import audio
+        from apollo_cli.cli.batch import display_console
+
+        plain = Console(stderr=True)
+        with display_console() as console:
+            with audio._native_stderr_silenced():
+                console.print("display during decode")
+                plain.print("plain during decode")
+            console.print("display after")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "display during decode" in proc.stderr and "display after" in proc.stderr
+    assert "plain during decode" not in proc.stderr  # the hazard is real
+
+
+def test_progress_output_is_not_lost_while_decoding(good_library: Path) -> None:
+    """A real batch on a (pretend) terminal, with slow decodes: every per-file line arrives."""
+    driver = textwrap.dedent(
+        """
+        import contextlib, sys, time
+        from apollo_cli import audio
+        from apollo_cli.cli import app
+
+        silenced = audio._native_stderr_silenced
+
+        @contextlib.contextmanager
+        def slowly_silenced():
+            with silenced():
+                time.sleep(0.4)  # the display refreshes and files finish meanwhile
+                yield
+
+        audio._native_stderr_silenced = slowly_silenced
+        app(sys.argv[1:], prog_name="apollo")
+        """
+    )
+    env = {**os.environ, "TTY_COMPATIBLE": "1", "COLUMNS": "160"}
+    args = ["batch", str(good_library), "--model", str(TINY_MODEL), "--device", "cpu", "--chunk-seconds", "0.5"]
+    proc = subprocess.run([sys.executable, "-c", driver, *args], capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", proc.stderr)
+    for name in GOOD:
+        assert f"restored {name} (" in text, text
+    assert "files" in text and "of audio" in text  # the overall bar was drawn
+
+
+@pytest.mark.skipif(FFMPEG is None or not hasattr(os, "killpg"), reason="needs ffmpeg and POSIX process groups")
+def test_real_ctrl_c_then_resume(tmp_path: Path) -> None:
+    """SIGINT to the whole process group, as a terminal sends it (ffmpeg decoders get it too)."""
+    import signal
+    import time
+
+    library = tmp_path / "lib"
+    library.mkdir()
+    for i in range(6):
+        music = make_music(2.0, seed=20 + i).T
+        if i % 2:
+            sf.write(tmp_path / "tmp.wav", music, 44100)
+            subprocess.run([FFMPEG, "-nostdin", "-v", "error", "-y", "-i", tmp_path / "tmp.wav", "-c:a", "aac",
+                            library / f"{i}.m4a"], check=True)  # fmt: skip
+        else:
+            sf.write(library / f"{i}.mp3", music, 44100, format="MP3")
+    command = [sys.executable, "-m", "apollo_cli", "batch", str(library), "--model", str(TINY_MODEL),
+               "--device", "cpu", "--chunk-seconds", "0.2"]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("restored"):
+            time.sleep(0.1)
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    _, rest_err = proc.communicate(timeout=120)
+    stderr = "".join(lines) + rest_err
+    assert proc.returncode == 130, stderr
+    assert "interrupted:" in stderr and "run the same command again" in stderr
+    assert "failed" not in stderr and "Traceback" not in stderr  # a killed ffmpeg is not a bad file
+    out = tmp_path / "lib-restored"
+    written = files_under(out)
+    assert written and not any(".part" in name for name in written)
+    for name in written:  # complete files only
+        assert sf.info(out / name).frames == round(2.0 * 44100)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    assert f"{len(written)} already done" in result.stderr
+    assert files_under(out) == [f"{i}.flac" for i in range(6)]
+
+
+def test_a_full_disk_stops_the_batch(good_library: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the output disk is full every later file would fail after all its work: stop, say why."""
+    import collections
+
+    def no_space(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(apollo_cli.audio.sf, "write", no_space)
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(batch.shutil, "disk_usage", lambda path: usage(100, 100, 0))
+    result = run(*tiny(good_library))
+    assert result.exit_code == 1, result.output
+    assert "stopped early: the disk of" in result.stderr and "run the same command again" in result.stderr
+    assert result.stderr.count("No space left on device") == 1  # the first file; the rest never started
+    assert "not done" in result.stdout
+    assert files_under(good_library.parent / "lib-restored") == []  # and no temporary files
