@@ -149,7 +149,7 @@ def main() -> None:
         return
 
     chunks = [c or DEFAULT_CHUNK_SECONDS for c in args.chunk_seconds]
-    batches = [b or DEFAULT_BATCH_SIZE for b in args.batch_size]
+    batches = [b or DEFAULT_BATCH_SIZE for b in args.batch_size]  # None: the library picks
     rows = []
     with tempfile.TemporaryDirectory(prefix="apollo-bench-") as workdir:
         reference: dict[float, np.ndarray] = {}
@@ -158,7 +158,7 @@ def main() -> None:
             for _ in range(args.repeat):
                 cmd = [sys.executable, __file__, "--one", "--workdir", workdir, "--device", args.device,
                        "--seconds", str(seconds), "--precision", precision, "--chunk-seconds", str(chunk),
-                       "--batch-size", str(batch), "--threads", str(args.threads)]
+                       "--threads", str(args.threads)] + (["--batch-size", str(batch)] if batch else [])
                 proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if proc.returncode != 0:
                     sys.exit(f"benchmark run failed:\n{proc.stderr}")
@@ -183,7 +183,7 @@ def main() -> None:
             }
             rows.append(row)
             print(
-                f"{seconds:6.0f} s  {precision:4s}  chunk {chunk:5.1f} s  batch {batch}  "
+                f"{seconds:6.0f} s  {precision:4s}  chunk {chunk:5.1f} s  batch {batch or 'auto'}  "
                 f"RTF {row['rtf']:5.2f}  ({row['audio_s_per_s']:5.2f} audio s/s)  "
                 f"first chunk {row['first_chunk_s']:5.2f} s  peak RSS {row['peak_rss_mb']:6.0f} MB"
                 + (f"  CUDA peak {row['peak_cuda_mb']:6.0f} MB" if row["peak_cuda_mb"] else "")

@@ -34,7 +34,7 @@ ProgressCallback = Callable[[int, int], None]
 #: and a few for safety.
 CONTEXT_MARGIN_FRAMES = 4
 
-DEFAULT_CHUNK_SECONDS = 4.0
+DEFAULT_CHUNK_SECONDS = 10.0
 #: ``None``: 1 on a CPU (larger batches only add memory there), on a GPU as many
 #: chunks as fit in free memory, up to :data:`MAX_AUTO_BATCH`.
 DEFAULT_BATCH_SIZE: int | None = None
