@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from click.testing import Result
+from typer.testing import CliRunner
 
 FIXTURES = Path(__file__).parent / "fixtures"
 #: The tiny (N=32, L=2) checkpoint in the official format; loads in milliseconds.
@@ -34,6 +37,27 @@ def make_music(
         out[ch] = signal
     out *= 10 ** (-12 / 20) / np.abs(out).max()
     return out.astype(np.float32)
+
+
+runner = CliRunner()
+
+
+def run_cli(*args: str | os.PathLike[str]) -> Result:
+    """``apollo ARGS...`` in-process, stdout and stderr captured separately."""
+    from apollo_cli.cli import app
+
+    return runner.invoke(app, [os.fspath(a) for a in args])
+
+
+def assert_one_line_error(result: Result, match: str) -> str:
+    """Exit status 1, one ``error:`` line on stderr that contains ``match``, no traceback."""
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:"), lines[0]
+    assert match in lines[0], lines[0]
+    assert "Traceback" not in result.output
+    return lines[0]
 
 
 @pytest.fixture

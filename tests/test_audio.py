@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import make_music
 
 from apollo_cli import audio
 from apollo_cli.audio import (
@@ -24,6 +23,7 @@ from apollo_cli.audio import (
     write_audio,
 )
 from apollo_cli.errors import InputError, MissingDependencyError, OutputError
+from conftest import make_music
 
 FFMPEG = shutil.which("ffmpeg")
 needs_ffmpeg = pytest.mark.skipif(

@@ -18,22 +18,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import TINY_MODEL, make_music
-from typer.testing import CliRunner
 
 import apollo_cli
 from apollo_cli import batch
-from apollo_cli.cli import app
 from apollo_cli.errors import OptionError
+from conftest import TINY_MODEL, make_music, run_cli
 
 FFMPEG = shutil.which("ffmpeg")
-runner = CliRunner()
 GOOD = ["Artist A/Album 1/01 one.mp3", "Artist A/Album 1/02 two.flac", "Artist B/three.wav", "Artist B/four.m4a"]
 BAD = ["Artist B/truncated.mp3", "notes.mp3"]
 
 
 def run(*args: str | os.PathLike[str]):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, ["batch", *(os.fspath(a) for a in args)])
+    return run_cli("batch", *args)
 
 
 def tiny(*args: str | os.PathLike[str]) -> list[str | os.PathLike[str]]:
@@ -265,8 +262,8 @@ def test_format_must_be_flac_or_wav(library: Path) -> None:
 
 
 def test_help_lists_batch() -> None:
-    assert "batch" in runner.invoke(app, ["--help"]).stdout
-    text = runner.invoke(app, ["batch", "--help"]).stdout
+    assert "batch" in run_cli("--help").stdout
+    text = run_cli("batch", "--help").stdout
     for option in ("--shard", "--dry-run", "--include", "--no-recursive", "--overwrite", "--format"):
         assert option in text
 

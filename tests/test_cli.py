@@ -12,26 +12,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import TINY_MODEL, make_music
-from typer.testing import CliRunner
 
 import apollo_cli
-from apollo_cli.cli import app
-
-runner = CliRunner()
-
-
-def run(*args: str | os.PathLike[str]) -> "CliRunner.invoke":
-    return runner.invoke(app, [os.fspath(a) for a in args])
-
-
-def assert_one_line_error(result, match: str) -> None:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 1, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error:"), lines[0]
-    assert match in lines[0], lines[0]
-    assert "Traceback" not in result.output
+from conftest import TINY_MODEL, assert_one_line_error, make_music
+from conftest import run_cli as run
 
 
 def outputs_in(folder: Path) -> list[str]:
@@ -263,3 +247,13 @@ def test_offline_and_not_cached(fake_hub, music_mp3: Path, monkeypatch: pytest.M
     result = run("restore", music_mp3)
     assert_one_line_error(result, "apollo download-model")
     assert fake_hub.requests == []
+
+
+def test_names_with_brackets_are_printed_verbatim(music_mp3: Path) -> None:
+    source = music_mp3.rename(music_mp3.with_name("[live] song.mp3"))
+    out = source.with_name("[live] song.wav")
+    result = run("restore", source, "-o", out, "--model", TINY_MODEL)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}" in result.stdout
+    result = run("restore", source, "-o", out, "--model", TINY_MODEL)
+    assert_one_line_error(result, f"{out} already exists")

@@ -20,11 +20,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 from huggingface_hub import constants, file_download
-from typer.testing import CliRunner
 
 import apollo_cli
 from apollo_cli import api, hub
-from apollo_cli.cli import app
 from apollo_cli.errors import ModelError
 from apollo_cli.registry import (
     DEFAULT_MODEL,
@@ -35,27 +33,14 @@ from apollo_cli.registry import (
     VOCALS_V2,
     known_model,
 )
-from conftest import FIXTURES, TINY_MODEL
-
-runner = CliRunner()
+from conftest import FIXTURES, TINY_MODEL, assert_one_line_error
+from conftest import run_cli as run
 
 MP3 = TINY_MODEL.read_bytes()
 UNI = (FIXTURES / "tiny_lightning_format.ckpt").read_bytes()
 VOC = (FIXTURES / "tiny_bare.safetensors").read_bytes()
 
 
-def run(*args: str | os.PathLike[str]):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, [os.fspath(a) for a in args])
-
-
-def assert_one_line_error(result, match: str) -> str:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 1, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error:"), lines[0]
-    assert match in lines[0], lines[0]
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def cache() -> Path:

@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from typer.testing import CliRunner
 
 import apollo_cli
 from apollo_cli import analysis, plot
-from apollo_cli.cli import app
 from conftest import TINY_MODEL, make_music
+from conftest import run_cli as run
 
-runner = CliRunner()
 RATE = 44100
 NO_MATPLOTLIB = "error: plotting needs matplotlib: pip install 'apollo-cli[plot]'"
-
-
-def run(*args: str | os.PathLike[str]):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, [os.fspath(a) for a in args])
 
 
 def error_lines(result) -> list[str]:  # type: ignore[no-untyped-def]

@@ -18,7 +18,6 @@ from pathlib import Path
 import mutagen
 import pytest
 import soundfile as sf
-from conftest import TINY_MODEL, make_music
 from mutagen import id3
 from mutagen.flac import FLAC
 from mutagen.flac import Picture as FlacPicture
@@ -31,6 +30,7 @@ from typer.testing import CliRunner
 import apollo_cli
 from apollo_cli import tags
 from apollo_cli.cli import app
+from conftest import TINY_MODEL, make_music
 
 FFMPEG = shutil.which("ffmpeg")
 

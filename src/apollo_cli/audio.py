@@ -399,18 +399,25 @@ def _to_file_samples(samples: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
     """Convert (C, S) float audio to the (S, C) array soundfile writes, and count clipped samples.
 
     Integer PCM is quantised here rather than by libsndfile, which scales by 2**(n-1) - 1
-    on write but 2**(n-1) on read, and wraps values beyond full scale.
+    on write but 2**(n-1) on read, and wraps values beyond full scale. The conversion
+    runs a block at a time into the result, so a long file costs one extra copy of
+    itself, not four.
     """
     if bits == 32:
         return np.ascontiguousarray(samples.T, dtype=np.float32), 0
-    # A private copy: it is clipped and scaled in place below.
-    frames_first = np.array(samples.T, dtype=np.float32, order="C")
     scale = float(2 ** (bits - 1))
     top = (scale - 1) / scale  # the largest positive value the format holds
-    clipped = int(np.count_nonzero((frames_first > top) | (frames_first < -1.0)))
-    np.clip(frames_first, -1.0, top, out=frames_first)
-    frames_first *= scale  # exact in float32: scaling by a power of two
-    quantised = np.rint(frames_first).astype(np.int16 if bits == 16 else np.int32)
+    quantised = np.empty((samples.shape[1], samples.shape[0]), np.int16 if bits == 16 else np.int32)
+    clipped = 0
+    for start in range(0, samples.shape[1], _CONVERT_BLOCK):
+        block = np.array(samples[:, start : start + _CONVERT_BLOCK].T, dtype=np.float32, order="C")
+        clipped += int(np.count_nonzero((block > top) | (block < -1.0)))
+        np.clip(block, -1.0, top, out=block)
+        block *= scale  # exact in float32: scaling by a power of two
+        quantised[start : start + len(block)] = np.rint(block, out=block)
     if bits == 24:
         quantised <<= 8  # libsndfile writes the top 24 bits of int32 samples
     return quantised, clipped
+
+
+_CONVERT_BLOCK = 1 << 16  # frames

@@ -543,10 +543,11 @@ def run_batch(
             summary.interrupted = True
             pipeline.stop.set()
             _drain_after_interrupt(pipeline, record, emit)
+            pipeline.wait_for_all()
         except BaseException:
             pipeline.stop.set()
             pipeline.abort.set()
-            pipeline.wait_for_writer()
+            pipeline.wait_for_all()
             raise
     finally:
         if cpu_workers > 1:
@@ -714,6 +715,21 @@ class _Pipeline:
     def wait_for_writer(self) -> None:
         if self.writer is not None and self.writer.ident is not None:
             self.writer.join()
+
+    def wait_for_all(self) -> None:
+        """Join every thread once ``stop`` is set (each notices within a chunk or a poll).
+
+        A thread still inside a PyTorch kernel when the interpreter exits aborts the
+        whole process ("terminate called without an active exception"), so the
+        caller must not return before they are gone. Ctrl-C meanwhile cannot make
+        them stop sooner; it is ignored here.
+        """
+        for thread in self.threads:
+            while thread is not None and thread.ident is not None and thread.is_alive():
+                try:
+                    thread.join()
+                except KeyboardInterrupt:
+                    self.abort.set()
 
     # -- threads
 

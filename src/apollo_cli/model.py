@@ -381,9 +381,11 @@ class BandSequenceBlock(nn.Module):
         self.seq_net = TimeNet(dim)
 
 
-#: Tokens (frames × batch × bands) per slice of the wide projections, by device
-#: type: on a CPU about what keeps a slice's intermediates in cache; on a GPU
-#: enough to keep it busy without launching thousands of small kernels.
+#: Tokens (frames × batch × bands) per slice of the wide projections for a feature
+#: dimension of 256 (scaled inversely for others), by device type: on a CPU about
+#: what keeps a slice's intermediates in cache (measured: 1280 to 5120 are within
+#: 5 %, 10240 is 10 % slower); on a GPU enough to keep it busy without launching
+#: thousands of small kernels.
 SLICE_ROWS = {"cpu": 2560, "cuda": 1 << 17, "mps": 1 << 16}
 
 
@@ -428,7 +430,8 @@ class Apollo(nn.Module):
         blocks = self.config.layers * TIME_BLOCKS
         first, last = max(0, lo - pad * blocks), min(frames, hi + pad * blocks)
         rows_per_frame = batch * channels * self.config.bands
-        step = max(8, SLICE_ROWS.get(wav.device.type, 1 << 16) // rows_per_frame)
+        rows = SLICE_ROWS.get(wav.device.type, 1 << 16) * 256 // self.config.feature_dim
+        step = max(8, rows // rows_per_frame)
         x = self.encode(spec[first:last], step)
         offset = first  # absolute frame index of x[0]
         done = 0

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator
+import contextlib
+from typing import Callable, Iterator
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -59,17 +60,24 @@ class Display:
         # would only add noise.
         self.quiet = quiet or not console.is_terminal
 
-    @contextmanager
-    def download(self, label: str) -> Iterator[DownloadProgress]:
-        """A byte-count bar for one file; yields the callback to feed it."""
+    def download(self, label: str) -> contextlib.AbstractContextManager[DownloadProgress]:
+        """A byte-count bar for one file; yields the callback ``(done, total)`` that feeds it."""
+        return self._bar(label, 1, DownloadColumn(), TransferSpeedColumn())
+
+    def audio(self, label: str, sample_rate: int) -> contextlib.AbstractContextManager[ProgressCallback]:
+        """A bar over seconds of audio restored; yields the callback ``(done, total)`` in samples."""
+        return self._bar(label, sample_rate, AudioSecondsColumn(), RealTimeColumn())
+
+    @contextlib.contextmanager
+    def _bar(self, label: str, unit: int, *columns: ProgressColumn) -> Iterator[Callable[[int, int], None]]:
+        """One transient bar whose task appears with the first report (its total known then)."""
         if self.quiet:
             yield lambda done, total: None
             return
         progress = Progress(
             TextColumn("[bold blue]{task.description}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            *columns,
             TimeRemainingColumn(),
             console=self.console,
             transient=True,
@@ -79,34 +87,8 @@ class Display:
         def update(done: int, total: int) -> None:
             nonlocal task
             if task is None:
-                task = progress.add_task(label, total=total or None)
-            progress.update(task, completed=done, total=total or None)
-
-        with progress:
-            yield update
-
-    @contextmanager
-    def audio(self, label: str, sample_rate: int) -> Iterator[ProgressCallback]:
-        """A bar over seconds of audio restored; yields the callback to feed it."""
-        if self.quiet:
-            yield lambda done, total: None
-            return
-        progress = Progress(
-            TextColumn("[bold blue]{task.description}"),
-            BarColumn(),
-            AudioSecondsColumn(),
-            RealTimeColumn(),
-            TimeRemainingColumn(),
-            console=self.console,
-            transient=True,
-        )
-        task: TaskID | None = None
-
-        def update(done: int, total: int) -> None:
-            nonlocal task
-            if task is None:
-                task = progress.add_task(label, total=total / sample_rate)
-            progress.update(task, completed=done / sample_rate)
+                task = progress.add_task(escape(label), total=total / unit if total else None)
+            progress.update(task, completed=done / unit, total=total / unit if total else None)
 
         with progress:
             yield update
