@@ -365,7 +365,11 @@ class TimeBlock(nn.Module):
 
 
 class TimeNet(nn.Module):
-    """Three residual time blocks (``net.{l}.seq_net``)."""
+    """Three residual time blocks (``net.{l}.seq_net``).
+
+    A container only: :meth:`Apollo.forward` drives the blocks, since each needs to
+    know which frames still matter.
+    """
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -373,7 +377,7 @@ class TimeNet(nn.Module):
 
 
 class BandSequenceBlock(nn.Module):
-    """Across bands, then along time (``net.{l}``)."""
+    """Across bands, then along time (``net.{l}``); a container driven by :meth:`Apollo.forward`."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
