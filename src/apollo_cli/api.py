@@ -174,18 +174,48 @@ def restore_file(
         chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, progress=progress,
     )
     carried = tags.read_tags(source) if carry_tags else tags.Tags()
+    return write_restored(
+        source, target, restored, model.config.sample_rate, carried,
+        bit_depth=depth, overwrite=overwrite, started=started,
+    )
+
+
+def write_restored(
+    source: Path,
+    target: Path,
+    samples: np.ndarray,
+    sample_rate: int,
+    carried: tags.Tags,
+    *,
+    bit_depth: int | None,
+    overwrite: bool,
+    started: float,
+    finalize: Callable[[Path], None] | None = None,
+) -> RestoreResult:
+    """Write restored ``(channels, samples)`` audio with the input's tags, atomically.
+
+    The part of a restore that :func:`restore_file` and ``apollo batch`` share.
+    ``started`` is the ``time.perf_counter()`` at which work on the file began;
+    ``finalize`` runs on the finished temporary file after the tags are added.
+    """
     warnings = list(carried.warnings)
+    add_tags = tags.finalizer(carried, audio.output_format(target), samples.shape[-1], warnings)
+
+    def finish(tmp: Path) -> None:
+        add_tags(tmp)
+        if finalize is not None:
+            finalize(tmp)
+
     written = audio.write_audio(
-        target, restored, model.config.sample_rate, bit_depth=depth, overwrite=overwrite,
-        finalize=tags.finalizer(carried, audio.output_format(target), restored.shape[-1], warnings),
+        target, samples, sample_rate, bit_depth=bit_depth, overwrite=overwrite, finalize=finish
     )
     return RestoreResult(
         input=source,
         output=written.path,
-        duration=restored.shape[-1] / model.config.sample_rate,
+        duration=samples.shape[-1] / sample_rate,
         elapsed=time.perf_counter() - started,
         sample_rate=written.sample_rate,
-        channels=decoded.channels,
+        channels=samples.shape[0],
         format=written.format,
         bit_depth=written.bit_depth,
         clipped_samples=written.clipped_samples,

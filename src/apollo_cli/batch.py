@@ -624,7 +624,6 @@ class _Decoded:
     job: Job
     samples: np.ndarray
     tags: tags.Tags
-    channels: int
     seconds: float  # time spent decoding
 
 
@@ -634,7 +633,6 @@ class _Restored:
     worker: int
     samples: np.ndarray
     tags: tags.Tags
-    channels: int
     seconds: float  # decoding + inference time
 
 
@@ -788,7 +786,7 @@ class _Pipeline:
                 except _RECOVERABLE as exc:
                     self._fail(job, exc)
                     continue
-                item = _Decoded(job, samples, carried, samples.shape[0], time.perf_counter() - began)
+                item = _Decoded(job, samples, carried, time.perf_counter() - began)
                 if not self._put(self.decoded, item, self.stop):
                     return
         finally:
@@ -822,7 +820,7 @@ class _Pipeline:
                 except _RECOVERABLE as exc:
                     self._fail(job, exc)
                     continue
-                result = _Restored(job, index, restored, item.tags, item.channels,
+                result = _Restored(job, index, restored, item.tags,
                                    item.seconds + time.perf_counter() - began)  # fmt: skip
                 del item
                 # Finished work is handed on even when stopping: the writer saves it.
@@ -859,20 +857,17 @@ class _Pipeline:
         if not self.plan.overwrite and job.output.exists():
             self._emit(FileSkipped(job.name, "output exists (written by another run meanwhile)", job))
             return
-        warnings = list(item.tags.warnings)
-        add_tags = tags.finalizer(item.tags, self.plan.format, item.samples.shape[-1], warnings)
-
         def finalize(tmp: Path) -> None:
-            add_tags(tmp)
             if self.abort.is_set():
                 raise _Cancelled  # write_audio removes the temporary file
 
         try:
             job.output.parent.mkdir(parents=True, exist_ok=True)
             _remove_stale_temps(job.output)
-            written = audio.write_audio(
-                job.output, item.samples, self.rate,
-                bit_depth=self.bit_depth, overwrite=self.plan.overwrite, finalize=finalize,
+            result = api.write_restored(
+                job.source, job.output, item.samples, self.rate, item.tags,
+                bit_depth=self.bit_depth, overwrite=self.plan.overwrite,
+                started=began - item.seconds, finalize=finalize,
             )  # fmt: skip
         except _Cancelled:
             return
@@ -887,18 +882,6 @@ class _Pipeline:
                 )
                 self.stop.set()
             return
-        result = api.RestoreResult(
-            input=job.source,
-            output=written.path,
-            duration=item.samples.shape[-1] / self.rate,
-            elapsed=item.seconds + time.perf_counter() - began,
-            sample_rate=written.sample_rate,
-            channels=item.channels,
-            format=written.format,
-            bit_depth=written.bit_depth,
-            clipped_samples=written.clipped_samples,
-            tag_warnings=tuple(warnings),
-        )
         self._emit(FileDone(job, item.worker, result))
 
 
