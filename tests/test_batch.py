@@ -573,7 +573,10 @@ def test_real_ctrl_c_then_resume(tmp_path: Path) -> None:
             sf.write(library / f"{i}.mp3", music, 44100, format="MP3")
     command = [sys.executable, "-m", "apollo_cli", "batch", str(library), "--model", str(TINY_MODEL),
                "--device", "cpu", "--chunk-seconds", "0.2"]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # A shell without job control starts background commands with SIGINT ignored, and
+    # Python keeps an ignored SIGINT ignored: give the child the default a terminal gives.
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     assert proc.stderr is not None
     lines = []
     for line in proc.stderr:

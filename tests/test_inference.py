@@ -143,3 +143,35 @@ def test_a_model_that_has_run_can_be_copied(model: apollo_cli.Apollo) -> None:
     before = apollo_cli.restore(model, audio, 44100)
     clone = copy.deepcopy(model)
     np.testing.assert_array_equal(apollo_cli.restore(clone, audio, 44100), before)
+
+
+def test_a_model_that_has_run_can_be_pickled(model: apollo_cli.Apollo) -> None:
+    import pickle
+
+    audio = (0.1 * np.random.default_rng(6).standard_normal((1, 20000))).astype(np.float32)
+    before = apollo_cli.restore(model, audio, 44100)
+    clone = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(apollo_cli.restore(clone, audio, 44100), before)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_weights_changed_after_a_run_take_effect(precision: str) -> None:
+    """Folded and prepacked weights are derived data: changing a parameter rebuilds them."""
+    if precision == "bf16" and not torch.backends.mkldnn.is_available():
+        pytest.skip("no bfloat16 on this CPU")
+    model = apollo_cli.load_model(FIXTURES / "tiny_official_format.bin", device="cpu")
+    audio = (0.1 * np.random.default_rng(7).standard_normal((2, 30000))).astype(np.float32)
+    before = apollo_cli.restore(model, audio, 44100, precision=precision)
+    with torch.no_grad():
+        # A norm gain (folded into the next product), a projection and a band encoder gain.
+        model.net[0].band_net.input_norm.weight.mul_(1.5)
+        model.net[1].seq_net.blocks[2].conv[4].weight.mul_(-1)
+        model.BN[3][0].weight.add_(0.5)
+    changed = apollo_cli.restore(model, audio, 44100, precision=precision)
+    fresh = apollo_cli.load_model(FIXTURES / "tiny_official_format.bin", device="cpu")
+    fresh.load_state_dict(model.state_dict())
+    assert np.abs(changed - before).max() > 1e-3
+    np.testing.assert_allclose(changed, apollo_cli.restore(fresh, audio, 44100, precision=precision), atol=1e-6)
+    # And loading the original weights back restores the original numbers.
+    model.load_state_dict(apollo_cli.load_model(FIXTURES / "tiny_official_format.bin", device="cpu").state_dict())
+    np.testing.assert_allclose(apollo_cli.restore(model, audio, 44100, precision=precision), before, atol=1e-6)

@@ -23,6 +23,7 @@ from typing import Callable, Iterator
 import torch
 from torch import Tensor
 
+from .allocator import inference_heap
 from .errors import InputError, OptionError
 from .model import Apollo
 
@@ -190,7 +191,7 @@ def restore_waveform(
     if pin:
         torch.backends.cudnn.benchmark = True
     done = 0
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), autocast, inference_heap():
         for batch in _batches(chunks, batch_size):
             stacked = torch.stack([waveform[:, c.start : c.stop] for c in batch])
             if pin:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -118,17 +118,20 @@ def config_from_state_dict(state: Mapping[str, Tensor], sample_rate: int = 44100
     return ApolloConfig(feature_dim, layers, tuple(band_widths), win, sample_rate)
 
 
-def rms_norm(x: Tensor, weight: Tensor) -> Tensor:
-    """RMSNorm over the last axis, computed in float32, returned in ``x``'s dtype.
+def normalize(x: Tensor, dtype: torch.dtype) -> Tensor:
+    """``x * rsqrt(mean(x²) + eps)`` over the last axis: RMSNorm without its gain.
 
-    Under autocast the result is handed on in the autocast dtype, which is what the
-    matrix product that always follows a norm would cast it to anyway.
+    Computed in float32 and written straight out in ``dtype`` (the dtype of the
+    matrix product that always follows), in two passes over ``x``. The gain is
+    folded into that product's weight (:meth:`Conv1x1.forward`'s ``gain``):
+    ``W (g ⊙ y) = (W diag g) y``. Both steps matter on the CPU, where
+    ``F.rms_norm`` with a weight runs a slow generic kernel (measured 16× slower
+    than without one, torch 2.13).
     """
-    dtype = _compute_dtype(x)
-    if x.dtype == dtype == torch.float32 and weight.dim() == 1:
-        return F.rms_norm(x, x.shape[-1:], weight, NORM_EPS)  # one fused kernel
-    y = F.rms_norm(x.float(), x.shape[-1:], None, NORM_EPS).to(dtype)
-    return y * weight.to(dtype)
+    xf = x.float()
+    scale = torch.linalg.vector_norm(xf, dim=-1, keepdim=True)
+    scale = scale.square_().mul_(1.0 / x.shape[-1]).add_(NORM_EPS).rsqrt_()
+    return torch.mul(xf, scale, out=torch.empty(x.shape, dtype=dtype, device=x.device))
 
 
 def _compute_dtype(x: Tensor) -> torch.dtype:
@@ -138,15 +141,47 @@ def _compute_dtype(x: Tensor) -> torch.dtype:
     return x.dtype
 
 
+class _Derived:
+    """A cache of tensors derived from a module's parameters (packed, folded, cast).
+
+    Entries are keyed by what they were made for (dtype, device) and remember the
+    version counters of the parameters they came from, so loading new weights
+    or changing them in place rebuilds them. They are not state: copies and
+    pickles of the module start without them.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple, tuple[tuple[int, ...], object]] = {}
+
+    def get(self, key: tuple, params: list[Tensor], build):  # type: ignore[no-untyped-def]
+        versions = tuple(p._version for p in params) + tuple(id(p) for p in params)
+        cached = self._entries.get(key)
+        if cached is None or cached[0] != versions:
+            with torch.no_grad():
+                cached = (versions, build())
+            self._entries[key] = cached
+        return cached[1]
+
+    def __deepcopy__(self, memo: dict) -> _Derived:
+        return _Derived()
+
+    def __getstate__(self) -> dict:
+        return {"_entries": {}}
+
+
 class RMSNorm(nn.Module):
-    """Root-mean-square normalisation over the last axis, with a gain, no bias."""
+    """Root-mean-square normalisation over the last axis, with a gain, no bias.
+
+    The model applies its norms as :func:`normalize` plus a gain folded into the
+    next product; this ``forward`` is the plain definition, for other callers.
+    """
 
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        return rms_norm(x, self.weight)
+        return normalize(x, x.dtype) * self.weight.to(x.dtype)
 
 
 def _onednn_usable() -> bool:
@@ -170,46 +205,47 @@ class Conv1x1(nn.Module):
     """A 1×1 ``Conv1d`` of the checkpoint, applied as a product over the last axis.
 
     The weight keeps the checkpoint's ``(out, in, 1)`` shape so state dicts load
-    as they are. On the CPU the product runs through oneDNN with the weight
-    prepacked once per dtype (the packed copies are derived data, not state, and
-    are rebuilt whenever the weight changes).
+    as they are. The weight actually used (cast to the compute dtype, with the
+    preceding norm's gain folded in, and on the CPU prepacked for oneDNN) is made
+    once and cached until the parameters change.
     """
 
     def __init__(self, dim_in: int, dim_out: int, bias: bool = True) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(dim_out, dim_in, 1))
         self.bias = nn.Parameter(torch.zeros(dim_out)) if bias else None
-        self._packed: dict[torch.dtype, tuple[int, Tensor, Tensor | None]] = {}
+        self._derived = _Derived()
 
-    def forward(self, x: Tensor, silu: bool = False) -> Tensor:
-        """``x @ W.T + b`` over the last axis, followed by SiLU when ``silu``."""
-        if USE_ONEDNN and x.device.type == "cpu":
-            dtype = _compute_dtype(x)
-            weight, bias = self._prepacked(dtype)
+    def forward(self, x: Tensor, silu: bool = False, gain: Tensor | None = None) -> Tensor:
+        """``(x ⊙ gain) @ W.T + b`` over the last axis, then SiLU when ``silu``.
+
+        ``gain`` is the weight of the RMSNorm that produced ``x`` (see
+        :func:`normalize`); it is folded into ``W`` rather than applied to ``x``.
+        """
+        dtype = _compute_dtype(x)
+        onednn = USE_ONEDNN and x.device.type == "cpu"
+        params = [p for p in (self.weight, self.bias, gain) if p is not None]
+        weight, bias = self._derived.get(
+            (dtype, x.device, onednn), params, lambda: self._effective(dtype, gain, onednn)
+        )
+        if onednn:
             return torch.ops.mkldnn._linear_pointwise(
                 x.to(dtype), weight, bias, "swish" if silu else "none", [], ""
             )
-        y = F.linear(x, self.weight.squeeze(-1), self.bias)
+        y = F.linear(x.to(dtype), weight, bias)
         return F.silu(y, inplace=True) if silu else y
 
-    def __getstate__(self) -> dict:
-        # Packed oneDNN tensors cannot be copied or pickled; they are derived data,
-        # so copies (copy.deepcopy, pickling to another process) start without them.
-        state = self.__dict__.copy()
-        state["_packed"] = {}
-        return state
-
-    def _prepacked(self, dtype: torch.dtype) -> tuple[Tensor, Tensor | None]:
-        version = self.weight._version + (self.bias._version if self.bias is not None else 0)
-        cached = self._packed.get(dtype)
-        if cached is None or cached[0] != version:
-            with torch.no_grad():
-                weight = self.weight.detach().squeeze(-1).to(dtype)
-                packed = torch.ops.mkldnn._reorder_linear_weight(weight, 2560)
-                bias = None if self.bias is None else self.bias.detach().to(dtype)
-            cached = (version, packed, bias)
-            self._packed[dtype] = cached
-        return cached[1], cached[2]
+    def _effective(
+        self, dtype: torch.dtype, gain: Tensor | None, onednn: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        weight = self.weight.detach().squeeze(-1)
+        if gain is not None:
+            weight = weight * gain.detach()  # folded in float32, then cast once
+        weight = weight.to(dtype)
+        if onednn:  # 2560: the rows per product the slicing in Apollo.forward aims at
+            weight = torch.ops.mkldnn._reorder_linear_weight(weight, 2560)
+        bias = None if self.bias is None else self.bias.detach().to(dtype)
+        return weight, bias
 
 
 class DepthwiseConv(nn.Module):
@@ -241,6 +277,10 @@ class Bands(nn.ModuleList):
     with a single ``einsum``; the published layout has two such groups.
     """
 
+    def __init__(self, modules: Iterable[nn.Module]) -> None:
+        super().__init__(modules)
+        self._derived = _Derived()
+
     def groups(self) -> list[tuple[int, int]]:
         """Runs ``(start, stop)`` of consecutive bands whose modules have equal shapes."""
         runs: list[tuple[int, int]] = []
@@ -254,12 +294,18 @@ class Bands(nn.ModuleList):
 
     def apply_run(self, start: int, stop: int, x: Tensor) -> Tensor:
         """Norm and 1×1 conv of bands ``start:stop``; ``x`` is ``(..., G, C)``."""
+        dtype = _compute_dtype(x)
         mods = list(self)[start:stop]
-        norms = torch.stack([m[0].weight for m in mods])
-        weights = torch.stack([m[1].weight.squeeze(-1) for m in mods])
-        biases = torch.stack([m[1].bias for m in mods])
-        y = rms_norm(x, norms)
-        return torch.einsum("...gc,goc->...go", y, weights.to(y.dtype)) + biases.to(y.dtype)
+        params = [p for m in mods for p in (m[0].weight, m[1].weight, m[1].bias)]
+
+        def stacked() -> tuple[Tensor, Tensor]:
+            gains = torch.stack([m[0].weight for m in mods])[:, None, :]  # (G, 1, C)
+            weights = torch.stack([m[1].weight.squeeze(-1) for m in mods]) * gains
+            biases = torch.stack([m[1].bias for m in mods])
+            return weights.to(dtype), biases.to(dtype)
+
+        weights, biases = self._derived.get((start, stop, dtype, x.device), params, stacked)
+        return torch.einsum("...gc,goc->...go", normalize(x, dtype), weights) + biases
 
 
 def _band_module(dim_in: int, dim_out: int) -> nn.Sequential:
@@ -306,23 +352,29 @@ class BandAttention(nn.Module):
         """Update ``x`` shaped ``(R, K, N)`` (R independent sets of K band tokens) in place."""
         rows, bands, dim = x.shape
         head_dim = dim // self.heads
-        qkv = self.weight(self.input_norm(x))
+        dtype = _compute_dtype(x)
+        qkv = self.weight(normalize(x, dtype), gain=self.input_norm.weight)
         # Head-major channels: per head, q then k then v, each head_dim wide.
-        q, k, v = qkv.view(rows, bands, self.heads, 3, head_dim).permute(3, 0, 2, 1, 4).unbind(0)
-        # The stored tables repeat each frequency for both members of a pair.
+        qkv = qkv.view(rows, bands, self.heads, 3, head_dim)
+        # q and k rotated together, in one pass. The stored tables repeat each
+        # frequency for both members of a pair.
         rotation = torch.complex(self.cos_freq[:bands, ::2], self.sin_freq[:bands, ::2])
-        # Attention itself runs in float32: on the CPU it is faster than in bfloat16
-        # (q and k are float32 already), and it is a small part of the work.
+        qk = apply_rotary(qkv[..., :2, :], rotation[:, None, None, :])
+        q, k = qk.permute(3, 0, 2, 1, 4).unbind(0)  # each (R, heads, K, d)
+        v = qkv[..., 2, :].transpose(1, 2)
+        # Attention itself runs in float32 on the CPU: there it is faster than in
+        # bfloat16 (q and k are float32 already), and it is a small part of the work.
         if x.device.type == "cpu":
             v = v.float()
-        q, k = apply_rotary(q, rotation), apply_rotary(k, rotation)
         att = F.scaled_dot_product_attention(q.to(v.dtype), k.to(v.dtype), v)
+        # att is laid out (R, K, heads, d) in memory, so this reshape is a view.
         x += self.output(att.transpose(1, 2).reshape(rows, bands, dim))
         # Gated MLP. SiLU is applied to the whole projection and once more to the
-        # gate half: that is the published model. In place, to spare memory traffic.
+        # gate half: that is the published model. The product is written to a new
+        # contiguous tensor, which the next matrix product reads without a copy.
         norm, project = self.MLP
-        gate, z = project(norm(x), silu=True).chunk(2, dim=-1)
-        x += self.MLP_output(F.silu(gate, inplace=True).mul_(z))
+        gate, z = project(normalize(x, dtype), silu=True, gain=norm.weight).chunk(2, dim=-1)
+        x += self.MLP_output(F.silu(gate).mul_(z))
         return x
 
 
@@ -344,23 +396,29 @@ class TimeBlock(nn.Module):
 
         Returns the view ``x[lo:hi]``. Works through ``step`` frames at a time so the
         4N-wide intermediate stays small, and in place so that only one copy of the
-        residual stream exists: the convolution of each slice still needs the three
-        frames before it as they were, so those are kept aside before they are
-        overwritten. Frames outside ``x`` are the convolution's zero padding.
+        residual stream exists: each slice's update is held back until the next
+        slice's convolution has read the frames it needs as they were. Frames
+        outside ``x`` are the convolution's zero padding.
         """
         dwconv, norm, up, _, down = self.conv
         pad = TIME_KERNEL // 2
         frames = x.shape[0]
-        before: Tensor | None = None  # frames s-pad..s-1 before their update
+        pending: tuple[int, int, Tensor] | None = None
         for s in range(lo, hi, step):
             e = min(s + step, hi)
             a, b = max(0, s - pad), min(frames, e + pad)
-            window = x[a:b] if before is None else torch.cat((before, x[s:b]))
+            window = x[a:b]
             if a != s - pad or b != e + pad:
                 window = F.pad(window, (0, 0, 0, 0, 0, 0, a - (s - pad), (e + pad) - b))
-            h = down(up(norm(dwconv(window, e - s)), silu=True))
-            before = x[max(a, e - pad) : e].clone()
-            x[s:e] += h
+            dtype = _compute_dtype(window)
+            h = down(up(normalize(dwconv(window, e - s), dtype), silu=True, gain=norm.weight))
+            # The previous slice's update waits until this slice's convolution has
+            # read the frames before ``s`` as they were.
+            if pending is not None:
+                x[pending[0] : pending[1]] += pending[2]
+            pending = (s, e, h)
+        if pending is not None:
+            x[pending[0] : pending[1]] += pending[2]
         return x[lo:hi]
 
 
