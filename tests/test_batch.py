@@ -377,6 +377,31 @@ def test_second_ctrl_c_drops_restored_files_not_yet_written(good_library: Path, 
     assert files_under(out) == expected_outputs([d.job.name for d in stopped.value.summary.done])
 
 
+def test_real_sigint_is_taken_at_a_safe_point(good_library: Path, model: apollo_cli.Apollo) -> None:
+    """A real SIGINT to this process: counted, acted on at a poll, the default handler back after."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("the test runner handles SIGINT itself")
+    sent: list[str] = []
+
+    def ctrl_c(event: batch.BatchEvent) -> None:
+        # The first after a file is done, the second while the batch is stopping.
+        if isinstance(event, batch.FileDone) and not sent or isinstance(event, batch.Stopping):
+            sent.append(type(event).__name__)
+            os.kill(os.getpid(), signal.SIGINT)
+            sent.append("returned")  # not interrupted here, in the middle of whatever ran
+
+    with pytest.raises(batch.BatchInterrupted) as stopped:
+        batch.run_batch(batch.plan_batch(good_library), model, chunk_seconds=0.5, events=ctrl_c)
+    assert sent == ["FileDone", "returned", "Stopping", "returned"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    summary = stopped.value.summary
+    assert summary.interrupted and summary.not_done == len(GOOD) - len(summary.done)
+    out = good_library.parent / "lib-restored"
+    assert files_under(out) == expected_outputs([d.job.name for d in summary.done])
+
+
 def test_stale_temporary_files_are_cleaned_up(good_library: Path) -> None:
     out = good_library.parent / "lib-restored" / "Artist B"
     out.mkdir(parents=True)

@@ -189,6 +189,13 @@ def test_bad_options(music_mp3: Path, args: list[str], match: str) -> None:
     assert set(tmp.iterdir()) == before
 
 
+@pytest.mark.skipif(torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has bfloat16")
+def test_bf16_on_a_cpu_without_it(music_mp3: Path) -> None:
+    result = run("restore", music_mp3, "--model", TINY_MODEL, "--precision", "bf16", "-d", "cpu")
+    assert_one_line_error(result, "this CPU has no bfloat16 support")
+    assert "--precision fp32" in result.stderr
+
+
 def test_unknown_model_name(music_mp3: Path) -> None:
     result = run("restore", music_mp3, "--model", "no-such-model")
     assert_one_line_error(result, "unknown model 'no-such-model'")

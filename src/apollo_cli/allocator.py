@@ -11,8 +11,11 @@ threshold of 32 MB (glibc's maximum; the residual stream, far larger, is still
 mapped, once per chunk) and no automatic trimming, and gives the freed memory
 back with one ``malloc_trim`` when it ends.
 
-glibc only; elsewhere (musl, macOS, Windows) this does nothing. ``APOLLO_MALLOPT=0``
-turns it off.
+The settings are made on the first inference and stay for the rest of the process
+(glibc cannot report the previous values, so they cannot be put back): a program
+that imports apollo_cli and frees large blocks after a restore keeps that memory in its
+heap until the next restore ends or it calls ``malloc_trim`` itself. glibc only;
+elsewhere (musl, macOS, Windows) this does nothing. ``APOLLO_MALLOPT=0`` turns it off.
 """
 
 from __future__ import annotations

@@ -107,7 +107,7 @@ def load_audio(path: str | os.PathLike[str]) -> DecodedAudio:
         if ffmpeg is None:
             if why.unrecognised and p.suffix.lower() in _SOUNDFILE_SUFFIXES:
                 raise InputError(
-                    f"cannot read {p}: it is not a valid audio file ({why}); "
+                    f"cannot read {p}: it is not audio or is corrupt ({why}); "
                     "check the file or re-export it"
                 ) from None
             raise MissingDependencyError(
@@ -196,7 +196,10 @@ def _decode_with_ffmpeg(p: Path, ffmpeg: str) -> tuple[np.ndarray, int]:
     cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", url,
            "-map", "0:a:0", "-c:a", "pcm_f32le", "-f", "wav", "-"]  # fmt: skip
     try:
-        proc = subprocess.run(cmd, capture_output=True, check=False)
+        # A session of its own, so a Ctrl-C at the terminal reaches only us: we stop
+        # ffmpeg when we stop (subprocess.run kills it on KeyboardInterrupt), and a
+        # batch finishing a decode after Ctrl-C does not see a killed ffmpeg as a bad file.
+        proc = subprocess.run(cmd, capture_output=True, check=False, start_new_session=True)
     except OSError as exc:
         raise MissingDependencyError(
             f"cannot run ffmpeg ({ffmpeg}) to decode {p}: {exc.strerror or exc}; "
