@@ -13,10 +13,19 @@ inference; not building the model or the test signal), the time until the first
 chunk was restored, and for reduced
 precision the SNR of its output against float32 on the same input.
 
+It also measures how fast this machine runs the model's matrix products (the
+model's own product code, on its slice shapes, in each precision) and prints the
+real-time factor those products alone would take: the floor for this machine,
+since they are about nine tenths of the work. Machines differ a lot (a 2-core
+AVX2 EPYC runs float32 products at about 125 GFLOP/s, an AVX-512 one at about
+215), so compare a configuration's RTF with its floor, not with another
+machine's RTF.
+
     python benchmarks/bench.py                       # 30 s, fp32 and bf16, 3 runs each
     python benchmarks/bench.py --seconds 600 --precision bf16 --repeat 1   # memory, 10 min
     python benchmarks/bench.py --chunk-seconds 4 8 16 --batch-size 1 2 --json out.json
     python benchmarks/bench.py --device cuda --precision fp32 fp16 bf16
+    python benchmarks/bench.py --precision fp32 --compile no yes    # torch.compile against eager
 
 On 2 CPU cores a default run takes a few minutes.
 """
@@ -75,6 +84,49 @@ def make_music(seconds: float, rate: int = 44100, seed: int = 0) -> np.ndarray:
     return (0.25 * out / np.abs(out).max()).astype(np.float32)
 
 
+def product_flop_per_second(config) -> float:  # type: ignore[no-untyped-def]
+    """Matrix-product FLOP per second of stereo audio for ``config`` (all 1×1 convolutions)."""
+    n, bands = config.feature_dim, config.bands
+    per_token = 3 * n * n + n * n + 8 * n * n + 4 * n * n  # across bands: qkv, output, MLP
+    per_token += 3 * (4 * n * n + 4 * n * n)  # along time: three blocks of up and down
+    macs = config.layers * bands * per_token
+    macs += sum((2 * w + 1) * n + n * 4 * w for w in config.band_widths)  # band encoders, decoders
+    frames = config.sample_rate / config.hop
+    return 2 * macs * frames * 2  # 2 FLOP a MAC; stereo
+
+
+def product_rate(precision: str, device: str, seconds: float = 3.0) -> float:
+    """GFLOP/s of the model's own 1×1 convolutions on its slice shapes, weighted as in the model."""
+    import torch
+
+    from apollo_cli.inference import precision_context
+    from apollo_cli.model import SLICE_ROWS, Conv1x1
+
+    dev = torch.device(device)
+    n = 256
+    rows = SLICE_ROWS.get(dev.type, 1 << 16)
+    # (in, out, silu, how many per token per layer): the shapes of one layer.
+    shapes = [(n, 3 * n, False, 1), (n, n, False, 1), (n, 8 * n, True, 1), (4 * n, n, False, 1),
+              (n, 4 * n, True, 3), (4 * n, n, False, 3)]
+    flop = time_spent = 0.0
+    for dim_in, dim_out, silu, count in shapes:
+        conv = Conv1x1(dim_in, dim_out).to(dev)  # outside inference mode, as a loaded model's
+        torch.nn.init.normal_(conv.weight, std=dim_in**-0.5)
+        with torch.inference_mode(), precision_context(dev, precision):
+            x = torch.randn(rows, dim_in, device=dev)
+            conv(x, silu=silu)  # builds the packed weight
+            runs, began = 0, time.perf_counter()
+            while time.perf_counter() - began < seconds / len(shapes):
+                conv(x, silu=silu)
+                runs += 1
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            rate = 2 * rows * dim_in * dim_out * runs / (time.perf_counter() - began)
+            flop += count * dim_in * dim_out
+            time_spent += count * dim_in * dim_out / rate
+    return flop / time_spent / 1e9
+
+
 def reset_peak_rss() -> None:
     """Start the peak-RSS count afresh, so it covers the restore and not the set-up (Linux)."""
     try:
@@ -121,11 +173,12 @@ def run_one(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     result = apollo_cli.restore_file(
         model, source, target, chunk_seconds=args.chunk_seconds, batch_size=args.batch_size,
-        precision=args.precision, progress=progress, carry_tags=False,
+        precision=args.precision, compile=args.compile == "yes", progress=progress, carry_tags=False,
     )
     elapsed = time.perf_counter() - start
     record = {
         "precision": args.precision,
+        "compile": args.compile,
         "chunk_seconds": args.chunk_seconds,
         "batch_size": args.batch_size,
         "seconds": args.seconds,
@@ -151,6 +204,8 @@ def main() -> None:
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--chunk-seconds", type=float, nargs="+", default=[None], help="default: the library's")
     parser.add_argument("--batch-size", type=int, nargs="+", default=[None], help="default: the library's")
+    parser.add_argument("--compile", nargs="+", default=["no"], choices=["no", "yes"],
+                        help="eager (no) and/or torch.compile (yes); its first run includes the compile")
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration (median reported)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
@@ -166,15 +221,26 @@ def main() -> None:
     if args.one:
         args.seconds, args.precision = args.seconds[0], args.precision[0]
         args.chunk_seconds, args.batch_size = args.chunk_seconds[0], args.batch_size[0]
+        args.compile = args.compile[0]
         run_one(args)
         return
 
     chunks = [c or DEFAULT_CHUNK_SECONDS for c in args.chunk_seconds]
     batches = [b or DEFAULT_BATCH_SIZE for b in args.batch_size]  # None: the library picks
     rows = []
+    from apollo_cli.model import ApolloConfig
+
+    floor: dict[str, tuple[float, float]] = {}
+    for precision in args.precision:  # measured once, before the runs, on a quiet machine
+        rate = product_rate(precision, args.device)
+        floor[precision] = (rate, product_flop_per_second(ApolloConfig()) / 1e9 / rate)
+        print(f"matrix products, {precision}: {rate:5.0f} GFLOP/s here, so RTF >= {floor[precision][1]:4.2f} "
+              "from products alone", flush=True)
     with tempfile.TemporaryDirectory(prefix="apollo-bench-") as workdir:
         reference: dict[float, np.ndarray] = {}
-        for seconds, chunk, batch, precision in itertools.product(args.seconds, chunks, batches, args.precision):
+        for seconds, chunk, batch, precision, comp in itertools.product(
+            args.seconds, chunks, batches, args.precision, args.compile
+        ):
             source = Path(workdir) / f"input-{seconds:g}.wav"
             if not source.exists():
                 sf.write(source, make_music(seconds).T, 44100, subtype="FLOAT")
@@ -182,7 +248,8 @@ def main() -> None:
             for _ in range(args.repeat):
                 cmd = [sys.executable, __file__, "--one", "--workdir", workdir, "--device", args.device,
                        "--seconds", str(seconds), "--precision", precision, "--chunk-seconds", str(chunk),
-                       "--threads", str(args.threads)] + (["--batch-size", str(batch)] if batch else [])
+                       "--threads", str(args.threads), "--compile", comp]
+                cmd += ["--batch-size", str(batch)] if batch else []
                 proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if proc.returncode != 0:
                     sys.exit(f"benchmark run failed:\n{proc.stderr}")
@@ -190,23 +257,26 @@ def main() -> None:
             restored = sf.read(runs[-1]["output"], dtype="float32")[0]
             for r in runs:
                 os.unlink(r["output"])
-            if precision == "fp32":
+            if precision == "fp32" and comp == "no":
                 reference.setdefault(seconds, restored)
             row = {
                 "seconds": seconds, "precision": precision, "chunk_seconds": chunk, "batch_size": batch,
-                "device": runs[0]["device"], "runs": len(runs),
+                "compile": comp, "device": runs[0]["device"], "runs": len(runs),
                 "rtf": statistics.median(r["rtf"] for r in runs),
                 "audio_s_per_s": statistics.median(1 / r["rtf"] for r in runs),
                 "first_chunk_s": statistics.median(r["first_chunk_s"] for r in runs),
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
                 "peak_cuda_mb": runs[0]["peak_cuda_mb"],
-                "snr_vs_fp32_db": (snr_db(reference[seconds], restored) if precision != "fp32" and seconds in reference
-                                   else None),
+                "snr_vs_fp32_db": (snr_db(reference[seconds], restored)
+                                   if (precision != "fp32" or comp == "yes") and seconds in reference else None),
+                "product_gflops": floor[precision][0],
+                "product_floor_rtf": floor[precision][1],
             }
             rows.append(row)
             print(
-                f"{seconds:6.0f} s  {precision:4s}  chunk {chunk:5.1f} s  batch {batch or 'auto'}  "
-                f"RTF {row['rtf']:5.2f}  ({row['audio_s_per_s']:5.2f} audio s/s)  "
+                f"{seconds:6.0f} s  {precision:4s}{'  compiled' if comp == 'yes' else ''}  chunk {chunk:5.1f} s  "
+                f"batch {batch or 'auto'}  RTF {row['rtf']:5.2f} (floor {row['product_floor_rtf']:4.2f})  "
+                f"({row['audio_s_per_s']:5.2f} audio s/s)  "
                 f"first chunk {row['first_chunk_s']:5.2f} s  peak RSS {row['peak_rss_mb']:6.0f} MB"
                 + (f"  CUDA peak {row['peak_cuda_mb']:6.0f} MB" if row["peak_cuda_mb"] else "")
                 + (f"  SNR vs fp32 {row['snr_vs_fp32_db']:5.1f} dB" if row["snr_vs_fp32_db"] is not None else ""),

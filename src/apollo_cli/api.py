@@ -91,6 +91,7 @@ def restore(
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
     batch_size: int | None = DEFAULT_BATCH_SIZE,
     precision: str = "fp32",
+    compile: bool = False,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Restore audio shaped ``(samples,)`` or ``(channels, samples)``.
@@ -98,7 +99,9 @@ def restore(
     Audio at another rate is first resampled to the model's (44.1 kHz). Returns a
     float32 array of the same rank at the model's sample rate. Channels are
     restored independently, as the model does. ``precision`` is ``fp32`` (exact),
-    ``bf16`` (CPUs with bfloat16 support, GPUs) or ``fp16`` (GPUs).
+    ``bf16`` (CPUs with bfloat16 support, GPUs) or ``fp16`` (GPUs). ``compile`` runs
+    the model through ``torch.compile`` (faster after a one-time compile, see
+    :mod:`apollo_cli.compiled`).
     """
     data = waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else np.asarray(waveform)
     if data.ndim not in (1, 2):
@@ -108,7 +111,7 @@ def restore(
     data = audio.resample(data, int(sample_rate), model.config.sample_rate)
     out = restore_waveform(
         model, torch.from_numpy(data), chunk_seconds=chunk_seconds, batch_size=batch_size,
-        precision=precision, progress=progress,
+        precision=precision, compile=compile, progress=progress,
     ).numpy()
     return out[0] if mono else out
 
@@ -146,6 +149,7 @@ def restore_file(
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
     batch_size: int | None = DEFAULT_BATCH_SIZE,
     precision: str = "fp32",
+    compile: bool = False,
     progress: ProgressCallback | None = None,
     on_decoded: Callable[[audio.DecodedAudio], None] | None = None,
     carry_tags: bool = True,
@@ -171,7 +175,8 @@ def restore_file(
         on_decoded(decoded)
     restored = restore(
         model, decoded.samples, decoded.sample_rate,
-        chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, progress=progress,
+        chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, compile=compile,
+        progress=progress,
     )
     carried = tags.read_tags(source) if carry_tags else tags.Tags()
     return write_restored(

@@ -44,7 +44,7 @@ from typing import Union
 import numpy as np
 import torch
 
-from . import api, audio, tags
+from . import api, audio, compiled, tags
 from .devices import resolve_device
 from .errors import ApolloError, DeviceError, InputError, OptionError, OutputError
 from .inference import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, precision_context
@@ -474,6 +474,7 @@ def run_batch(
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
     batch_size: int | None = DEFAULT_BATCH_SIZE,
     precision: str = "fp32",
+    compile: bool = False,
     carry_tags: bool = True,
     events: EventCallback | None = None,
 ) -> BatchSummary:
@@ -481,7 +482,7 @@ def run_batch(
 
     ``devices`` defaults to the model's own device; a string is parsed by
     :func:`parse_devices`. ``events`` receives :data:`BatchEvent` objects, always in
-    the calling thread. ``chunk_seconds``, ``batch_size`` and ``precision`` are passed to
+    the calling thread. ``chunk_seconds``, ``batch_size``, ``precision`` and ``compile`` are passed to
     :func:`apollo_cli.restore`. Failures of single files are reported (``FileFailed``) and the
     batch goes on. Several CPU workers share the cores: each gets
     ``torch.get_num_threads() // workers`` threads (at least one) for the run.
@@ -502,6 +503,8 @@ def run_batch(
     depth = check_bit_depth(plan.format, bit_depth)
     for device in dict.fromkeys(targets):  # an unsupported precision fails now, not per file
         precision_context(device, precision)
+        if compile:
+            compiled.check_available(device)
     summary = plan_summary(plan)
     summary.devices = tuple(str(d) for d in targets)
     emit = events or (lambda event: None)
@@ -519,7 +522,7 @@ def run_batch(
         raise OutputError(f"the output folder {plan.output_dir} is not writable; choose another with -o")
 
     models = replicate(model, targets)
-    pipeline = _Pipeline(plan, models, depth, chunk_seconds, batch_size, precision, carry_tags)
+    pipeline = _Pipeline(plan, models, depth, chunk_seconds, batch_size, precision, compile, carry_tags)
     # PyTorch's CPU thread pool size is one setting for the whole process: K CPU workers
     # each get 1/K of it, or they would oversubscribe the cores K times over.
     cpu_workers = sum(1 for d in targets if d.type == "cpu")
@@ -650,6 +653,7 @@ class _Pipeline:
         chunk_seconds: float,
         batch_size: int | None,
         precision: str,
+        compile: bool,
         carry_tags: bool,
     ) -> None:
         self.plan = plan
@@ -659,6 +663,7 @@ class _Pipeline:
         self.chunk_seconds = chunk_seconds
         self.batch_size = batch_size
         self.precision = precision
+        self.compile = compile
         self.carry_tags = carry_tags
         self.stop = threading.Event()  # start nothing new; abandon inference
         self.abort = threading.Event()  # also drop restored files not yet written
@@ -859,7 +864,7 @@ class _Pipeline:
                     restored = api.restore(
                         model, item.samples, self.rate,
                         chunk_seconds=self.chunk_seconds, batch_size=self.batch_size,
-                        precision=self.precision, progress=progress,
+                        precision=self.precision, compile=self.compile, progress=progress,
                     )  # fmt: skip
                 except _RECOVERABLE as exc:
                     self._fail(job, exc)

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import compiled
 from .errors import CheckpointError
 
 #: Heads of the across-band attention; fixed in every published model.
@@ -223,17 +224,26 @@ class Conv1x1(nn.Module):
         :func:`normalize`); it is folded into ``W`` rather than applied to ``x``.
         """
         dtype = _compute_dtype(x)
-        onednn = USE_ONEDNN and x.device.type == "cpu"
-        params = [p for p in (self.weight, self.bias, gain) if p is not None]
-        weight, bias = self._derived.get(
-            (dtype, x.device, onednn), params, lambda: self._effective(dtype, gain, onednn)
-        )
-        if onednn:
+        if USE_ONEDNN and x.device.type == "cpu":
+            params = [p for p in (self.weight, self.bias, gain) if p is not None]
+            weight, bias = self._derived.get(
+                (dtype, x.device, True), params, lambda: self._effective(dtype, gain, True)
+            )
             return torch.ops.mkldnn._linear_pointwise(
                 x.to(dtype), weight, bias, "swish" if silu else "none", [], ""
             )
+        weight, bias = self.folded(dtype, x.device, gain)
         y = F.linear(x.to(dtype), weight, bias)
         return F.silu(y, inplace=True) if silu else y
+
+    def folded(
+        self, dtype: torch.dtype, device: torch.device, gain: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """The plain ``(out, in)`` weight with ``gain`` folded in, and the bias, in ``dtype`` (cached)."""
+        params = [p for p in (self.weight, self.bias, gain) if p is not None]
+        return self._derived.get(
+            (dtype, device, False), params, lambda: self._effective(dtype, gain, False)
+        )
 
     def _effective(
         self, dtype: torch.dtype, gain: Tensor | None, onednn: bool
@@ -377,6 +387,20 @@ class BandAttention(nn.Module):
         x += self.MLP_output(F.silu(gate).mul_(z))
         return x
 
+    def forward_compiled(self, x: Tensor, rows: int) -> Tensor:
+        """:meth:`forward` through :func:`apollo_cli.compiled.band_slice`, ``x`` padded to ``rows``."""
+        dtype = _compute_dtype(x)
+        w_qkv, _ = self.weight.folded(dtype, x.device, self.input_norm.weight)
+        w_out, _ = self.output.folded(dtype, x.device)
+        w_mlp, _ = self.MLP[1].folded(dtype, x.device, self.MLP[0].weight)
+        w_mlp_out, _ = self.MLP_output.folded(dtype, x.device)
+        bands = x.shape[1]
+        out = compiled.compiled("band")(
+            compiled.pad_rows(x, rows), w_qkv, w_out, w_mlp, w_mlp_out,
+            self.cos_freq[:bands, ::2], self.sin_freq[:bands, ::2], self.heads, dtype,
+        )
+        return x.copy_(out[: x.shape[0]])
+
 
 class TimeBlock(nn.Module):
     """Residual block along time: depthwise conv, norm, 1×1 up, SiLU, 1×1 down."""
@@ -391,14 +415,15 @@ class TimeBlock(nn.Module):
             Conv1x1(4 * dim, dim),
         )
 
-    def forward(self, x: Tensor, lo: int, hi: int, step: int) -> Tensor:
+    def forward(self, x: Tensor, lo: int, hi: int, step: int, use_compiled: bool = False) -> Tensor:
         """Update frames ``lo:hi`` of ``x`` (``(T, B, K, N)``) to ``x + block(x)``, in place.
 
         Returns the view ``x[lo:hi]``. Works through ``step`` frames at a time so the
         4N-wide intermediate stays small, and in place so that only one copy of the
         residual stream exists: each slice's update is held back until the next
         slice's convolution has read the frames it needs as they were. Frames
-        outside ``x`` are the convolution's zero padding.
+        outside ``x`` are the convolution's zero padding. ``use_compiled`` computes each
+        slice with :func:`apollo_cli.compiled.time_slice`.
         """
         dwconv, norm, up, _, down = self.conv
         pad = TIME_KERNEL // 2
@@ -411,7 +436,10 @@ class TimeBlock(nn.Module):
             if a != s - pad or b != e + pad:
                 window = F.pad(window, (0, 0, 0, 0, 0, 0, a - (s - pad), (e + pad) - b))
             dtype = _compute_dtype(window)
-            h = down(up(normalize(dwconv(window, e - s), dtype), silu=True, gain=norm.weight))
+            if use_compiled:
+                h = self._compiled_update(compiled.pad_rows(window, step + 2 * pad), dtype)[: e - s]
+            else:
+                h = down(up(normalize(dwconv(window, e - s), dtype), silu=True, gain=norm.weight))
             # The previous slice's update waits until this slice's convolution has
             # read the frames before ``s`` as they were.
             if pending is not None:
@@ -420,6 +448,13 @@ class TimeBlock(nn.Module):
         if pending is not None:
             x[pending[0] : pending[1]] += pending[2]
         return x[lo:hi]
+
+    def _compiled_update(self, window: Tensor, dtype: torch.dtype) -> Tensor:
+        dwconv, norm, up, _, down = self.conv
+        w_up, b_up = up.folded(dtype, window.device, norm.weight)
+        w_down, b_down = down.folded(dtype, window.device)
+        taps = dwconv.weight[:, 0, :].t().contiguous()
+        return compiled.compiled("time")(window, taps, dwconv.bias, w_up, b_up, w_down, b_down, dtype)
 
 
 class TimeNet(nn.Module):
@@ -470,13 +505,17 @@ class Apollo(nn.Module):
         self.output = Bands(_band_module(n, 4 * w) for w in widths)
         self.register_buffer("window", torch.hann_window(self.config.win), persistent=False)
 
-    def forward(self, wav: Tensor, keep: tuple[int, int] | None = None) -> Tensor:
+    def forward(
+        self, wav: Tensor, keep: tuple[int, int] | None = None, use_compiled: bool = False
+    ) -> Tensor:
         """Restore a batch of waveforms shaped ``(B, C, S)``.
 
         Returns ``(B, C, S)``, or with ``keep=(start, stop)`` only those samples,
         equal to the corresponding part of the full output. Frames that cannot
         influence the kept samples are dropped as soon as they stop mattering,
         which is what makes chunked inference cost little more than the chunks.
+        ``use_compiled`` runs the blocks through :mod:`apollo_cli.compiled`
+        (``torch.compile``; see :func:`apollo_cli.compiled.check_available`).
         """
         batch, channels, samples = wav.shape
         start, stop = keep if keep is not None else (0, samples)
@@ -501,12 +540,15 @@ class Apollo(nn.Module):
             tokens = x.view(-1, *x.shape[2:])
             band_step = step * x.shape[1]
             for s in range(0, tokens.shape[0], band_step):
-                layer.band_net(tokens[s : s + band_step])
+                if use_compiled:
+                    layer.band_net.forward_compiled(tokens[s : s + band_step], band_step)
+                else:
+                    layer.band_net(tokens[s : s + band_step])
             for block in layer.seq_net.blocks:
                 done += 1
                 margin = pad * (blocks - done)
                 new_lo, new_hi = max(lo - margin, first), min(hi + margin, last)
-                x = block(x, new_lo - offset, new_hi - offset, step)
+                x = block(x, new_lo - offset, new_hi - offset, step, use_compiled)
                 offset = new_lo
         restored = torch.zeros(frames, batch * channels, self.config.bins, dtype=torch.complex64, device=wav.device)
         self.decode(x, restored[offset : offset + x.shape[0]], step)

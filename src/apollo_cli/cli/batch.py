@@ -26,6 +26,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from .. import batch as lib
+from ..compiled import check_available as check_compile_available
 from ..inference import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, precision_context
 from ..progress import Display, format_duration
 from ..registry import DEFAULT_MODEL
@@ -33,6 +34,7 @@ from . import (
     BatchOpt,
     BitDepthOpt,
     ChunkOpt,
+    CompileOpt,
     DebugOpt,
     ModelOpt,
     PrecisionOpt,
@@ -79,6 +81,7 @@ def batch(
     chunk_seconds: ChunkOpt = DEFAULT_CHUNK_SECONDS,
     batch_size: BatchOpt = DEFAULT_BATCH_SIZE,
     precision: PrecisionOpt = "fp32",
+    compile: CompileOpt = False,
     recursive: Annotated[
         bool, typer.Option("--recursive/--no-recursive", help="Look into sub-folders.")
     ] = True,
@@ -121,6 +124,8 @@ def batch(
         devices = lib.parse_devices(device)
         for target in dict.fromkeys(devices):  # an unsupported --precision fails before any work
             precision_context(target, precision)
+            if compile:
+                check_compile_available(target)
         plan = lib.plan_batch(
             input_dir, output, fmt=fmt.value, recursive=recursive, include=include or (),
             shard=chosen_shard, overwrite=overwrite,
@@ -148,7 +153,7 @@ def batch(
                     summary = lib.run_batch(
                         plan, apollo, devices=devices, bit_depth=bits,
                         chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision,
-                        events=display.handle,
+                        compile=compile, events=display.handle,
                     )  # fmt: skip
                 code = 0 if summary.ok else 1
             except lib.BatchInterrupted as stopped:

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
+from ..compiled import check_available as check_compile_available
 from ..inference import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, precision_context
 from ..progress import Display, format_duration
 from ..registry import DEFAULT_MODEL
@@ -15,6 +16,7 @@ from . import (
     BatchOpt,
     BitDepthOpt,
     ChunkOpt,
+    CompileOpt,
     DebugOpt,
     DeviceOpt,
     ModelOpt,
@@ -40,6 +42,7 @@ def restore(
     chunk_seconds: ChunkOpt = DEFAULT_CHUNK_SECONDS,
     batch_size: BatchOpt = DEFAULT_BATCH_SIZE,
     precision: PrecisionOpt = "fp32",
+    compile: CompileOpt = False,
     bit_depth: BitDepthOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
     quiet: QuietOpt = False,
@@ -70,11 +73,14 @@ def restore(
             )
         # An unsupported precision is known now; say so before decoding anything.
         precision_context(next(apollo.parameters()).device, precision)
+        if compile:
+            check_compile_available(next(apollo.parameters()).device)
         with display.audio(f"restoring {input.name}", apollo.config.sample_rate) as advance:
             result = api.restore_file(
                 apollo, input, target,
                 bit_depth=bit_depth, overwrite=overwrite,
-                chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, progress=advance,
+                chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, compile=compile,
+                progress=advance,
                 on_decoded=decoded.append if spectrogram is not None else None,
             )
         if not quiet:

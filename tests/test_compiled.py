@@ -1,0 +1,115 @@
+"""``--compile``: the torch.compile path gives the eager numbers, and says clearly when it cannot run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import apollo_cli
+from apollo_cli import compiled
+from conftest import TINY_MODEL, assert_one_line_error, make_music, run_cli
+
+needs_compiler = pytest.mark.skipif(
+    not any(__import__("shutil").which(c) for c in ("g++", "c++")), reason="no C++ compiler for TorchInductor"
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def inductor_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Compiled kernels go to a folder of the test run, not the user's cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(compiled.CACHE_ENV, str(tmp_path_factory.mktemp("inductor")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def model() -> apollo_cli.Apollo:
+    return apollo_cli.load_model(TINY_MODEL, device="cpu")
+
+
+@needs_compiler
+def test_compiled_matches_eager(model: apollo_cli.Apollo, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 1.3 s in 0.5 s chunks: full chunks and a shorter last one, so padded tail slices too.
+    audio = make_music(1.3)
+    eager = apollo_cli.restore(model, audio, 44100, chunk_seconds=0.5)
+    used: list[str] = []
+    real = compiled.compiled
+
+    def counting(name: str):  # type: ignore[no-untyped-def]
+        used.append(name)
+        fn = real(name)
+        assert fn is not compiled.band_slice and fn is not compiled.time_slice  # a compiled wrapper
+        return fn
+
+    monkeypatch.setattr(compiled, "compiled", counting)
+    fast = apollo_cli.restore(model, audio, 44100, chunk_seconds=0.5, compile=True)
+    layers = model.config.layers
+    # Every band slice and every time-block slice went through the compiled functions.
+    assert used.count("band") >= layers and used.count("time") >= 3 * layers
+    assert fast.shape == eager.shape
+    err = np.abs(fast - eager).max()
+    assert err <= 1e-5 * np.abs(eager).max(), err
+    assert np.isfinite(fast).all()
+
+
+@needs_compiler
+def test_restore_with_compile_cli(tmp_path: Path) -> None:
+    source = tmp_path / "song.wav"
+    sf.write(source, make_music(1.3).T, 44100)
+    for name, extra in (("eager.wav", []), ("compiled.wav", ["--compile"])):
+        result = run_cli("restore", source, "-o", tmp_path / name, "--model", TINY_MODEL,
+                         "--chunk-seconds", "0.5", "-q", *extra)  # fmt: skip
+        assert result.exit_code == 0, result.output
+    eager, _ = sf.read(tmp_path / "eager.wav", dtype="float32")
+    fast, _ = sf.read(tmp_path / "compiled.wav", dtype="float32")
+    assert np.abs(fast - eager).max() <= 1e-5 * np.abs(eager).max()
+
+
+def test_missing_compiler_is_one_line_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "song.wav"
+    sf.write(source, make_music(0.5).T, 44100)
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(compiled.shutil, "which", lambda name: None)
+    result = run_cli("restore", source, "-o", tmp_path / "out.wav", "--model", TINY_MODEL, "--compile")
+    line = assert_one_line_error(result, "--compile needs a C++ compiler")
+    assert "run without --compile" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song.wav"]
+    # The library says the same.
+    with pytest.raises(apollo_cli.MissingDependencyError, match="C\\+\\+ compiler"):
+        apollo_cli.restore(apollo_cli.load_model(TINY_MODEL), make_music(0.5), 44100, compile=True)
+
+
+def test_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(compiled.CACHE_ENV, str(tmp_path / "mine"))
+    assert compiled.cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv(compiled.CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert compiled.cache_dir() == tmp_path / "xdg" / "apollo-cli" / "inductor"
+
+
+def test_pad_rows() -> None:
+    x = torch.arange(6.0).view(3, 2)
+    padded = compiled.pad_rows(x, 5)
+    assert padded.shape == (5, 2) and torch.equal(padded[:3], x) and not padded[3:].any()
+    assert compiled.pad_rows(x, 3) is x
+
+
+@needs_compiler
+def test_batch_with_compile(tmp_path: Path, model: apollo_cli.Apollo) -> None:
+    """The batch's inference thread runs the compiled model too; mono and stereo in one run."""
+    library = tmp_path / "lib"
+    library.mkdir()
+    music = {"a.wav": make_music(1.3), "b.wav": make_music(0.9, channels=1, seed=3)}
+    for name, samples in music.items():
+        sf.write(library / name, samples.T, 44100, subtype="FLOAT")  # exactly the samples compared with
+    result = run_cli("batch", library, "--format", "wav", "--model", TINY_MODEL, "--device", "cpu",
+                     "--chunk-seconds", "0.5", "--compile", "-q")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    for name, samples in music.items():
+        written, _ = sf.read(tmp_path / "lib-restored" / name, dtype="float32", always_2d=True)
+        eager = apollo_cli.restore(model, samples, 44100, chunk_seconds=0.5)
+        assert np.abs(written.T - eager).max() <= 1e-5 * np.abs(eager).max()
