@@ -224,15 +224,12 @@ class Conv1x1(nn.Module):
         :func:`normalize`); it is folded into ``W`` rather than applied to ``x``.
         """
         dtype = _compute_dtype(x)
-        if USE_ONEDNN and x.device.type == "cpu":
-            params = [p for p in (self.weight, self.bias, gain) if p is not None]
-            weight, bias = self._derived.get(
-                (dtype, x.device, True), params, lambda: self._effective(dtype, gain, True)
-            )
+        onednn = USE_ONEDNN and x.device.type == "cpu"
+        weight, bias = self._weights(dtype, x.device, gain, onednn)
+        if onednn:
             return torch.ops.mkldnn._linear_pointwise(
                 x.to(dtype), weight, bias, "swish" if silu else "none", [], ""
             )
-        weight, bias = self.folded(dtype, x.device, gain)
         y = F.linear(x.to(dtype), weight, bias)
         return F.silu(y, inplace=True) if silu else y
 
@@ -240,9 +237,14 @@ class Conv1x1(nn.Module):
         self, dtype: torch.dtype, device: torch.device, gain: Tensor | None = None
     ) -> tuple[Tensor, Tensor | None]:
         """The plain ``(out, in)`` weight with ``gain`` folded in, and the bias, in ``dtype`` (cached)."""
+        return self._weights(dtype, device, gain, onednn=False)
+
+    def _weights(
+        self, dtype: torch.dtype, device: torch.device, gain: Tensor | None, onednn: bool
+    ) -> tuple[Tensor, Tensor | None]:
         params = [p for p in (self.weight, self.bias, gain) if p is not None]
         return self._derived.get(
-            (dtype, device, False), params, lambda: self._effective(dtype, gain, False)
+            (dtype, device, onednn), params, lambda: self._effective(dtype, gain, onednn)
         )
 
     def _effective(
