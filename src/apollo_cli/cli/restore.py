@@ -75,6 +75,8 @@ def restore(
     ] = None,
 ) -> None:
     """Restore one audio file and write WAV or FLAC at 44.1 kHz."""
+    if spectrogram is not None:  # before any work: matplotlib installed, the PNG writable
+        check_spectrogram_option(spectrogram, overwrite=overwrite, debug=debug)
     with reported_errors(debug), contextlib.ExitStack() as stack:
         reading_stdin = str(input) == STDIO
         to_stdout = output is not None and str(output) == STDIO
@@ -89,8 +91,6 @@ def restore(
             if format is not None:
                 raise OptionError("--format is for -o - (standard output); otherwise the output's extension decides")
             target = output if output is not None else api.default_output_path(input)
-        if spectrogram is not None:  # before any work: matplotlib installed, the PNG writable
-            check_spectrogram_option(spectrogram, overwrite=overwrite, debug=debug)
         # Cheap checks first: a bad output or input fails before a model is loaded or downloaded.
         audio.check_output(target, bit_depth=bit_depth, overwrite=overwrite)
         source = stack.enter_context(decoding.spooled_stdin()) if reading_stdin else input
