@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -173,16 +175,33 @@ def restore_file(
     decoded = audio.load_audio(source)
     if on_decoded is not None:
         on_decoded(decoded)
-    restored = restore(
-        model, decoded.samples, decoded.sample_rate,
-        chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, compile=compile,
-        progress=progress,
-    )
+    with naming_the_input(source):  # "audio too short to restore" knows no file name
+        restored = restore(
+            model, decoded.samples, decoded.sample_rate,
+            chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, compile=compile,
+            progress=progress,
+        )
     carried = tags.read_tags(source) if carry_tags else tags.Tags()
     return write_restored(
         source, target, restored, model.config.sample_rate, carried,
         bit_depth=depth, overwrite=overwrite, started=started,
     )
+
+
+@contextmanager
+def naming_the_input(path: Path) -> Iterator[None]:
+    """Put ``path`` in front of input errors raised by code that sees only samples.
+
+    :func:`restore` (and :func:`~apollo_cli.inference.restore_waveform` below it) checks
+    the audio itself, for instance that it is long enough to restore, without knowing
+    which file it came from; wrapped in this, that error names the file.
+    """
+    try:
+        yield
+    except InputError as exc:
+        if str(path) in str(exc):
+            raise
+        raise InputError(f"{path}: {exc}") from None
 
 
 def write_restored(

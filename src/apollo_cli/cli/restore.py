@@ -34,8 +34,13 @@ from .models import OfflineOpt, RevisionOpt
 def restore(
     input: Annotated[Path, typer.Argument(help="Audio file to restore (MP3, WAV, FLAC, OGG, M4A, ...).", show_default=False)],
     output: Annotated[
-        Optional[Path],
-        typer.Option("--output", "-o", help="WAV or FLAC file to write. Default: <input stem>.restored.wav beside the input."),
+        # Text, not Path: Path drops the trailing '/' that shows a folder was meant.
+        Optional[str],
+        typer.Option(
+            "--output", "-o", metavar="FILE",
+            help="WAV or FLAC file to write. Default: <input stem>.restored.wav beside the input.",
+            show_default=False,
+        ),
     ] = None,
     model: ModelOpt = DEFAULT_MODEL,
     device: DeviceOpt = "auto",
@@ -64,9 +69,11 @@ def restore(
         check_spectrogram_option(spectrogram, overwrite=overwrite, debug=debug)
     decoded: list = []  # the decoded input, for --spectrogram
     with reported_errors(debug):
-        target = output if output is not None else api.default_output_path(input)
-        # Fail on a bad output before spending time on the model.
-        audio.check_output(target, bit_depth=bit_depth, overwrite=overwrite)
+        # Fail on a bad output before spending time on the model (given as typed: a
+        # trailing '/' says a folder was meant).
+        audio.check_output(output if output is not None else api.default_output_path(input),
+                           bit_depth=bit_depth, overwrite=overwrite)  # fmt: skip
+        target = Path(output) if output is not None else api.default_output_path(input)
         with display.download(f"downloading {model}") as fetched:
             apollo = api.load_model(
                 model, device=device, download_progress=fetched, revision=revision, offline=offline or None
@@ -94,13 +101,14 @@ def restore(
                 soft_wrap=True,
                 markup=False,  # a file name may hold [brackets]
             )
-        if result.clipped_samples:
+        # Notes are about a file that was written: -q drops them, as batch -q does.
+        if result.clipped_samples and not quiet:
             err.print(
                 f"[yellow]note:[/] limited {result.clipped_samples} samples that went beyond full scale "
                 f"({result.bit_depth}-bit); write 32-bit float WAV to keep them",
                 soft_wrap=True,
             )
-        for warning in result.tag_warnings:  # tags that could not be carried; the audio is fine
+        for warning in result.tag_warnings if not quiet else ():  # tags not carried; the audio is fine
             err.print(f"[yellow]note:[/] {escape(warning)}", soft_wrap=True)
         if spectrogram is not None:
             from .inspect import draw_restore_spectrogram
