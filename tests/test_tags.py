@@ -360,3 +360,18 @@ def test_the_restore_command_shows_tag_warnings(tmp_path: Path, monkeypatch: pyt
     result = CliRunner().invoke(app, ["restore", str(source), "-o", str(tmp_path / "o.flac"), "--model", str(TINY_MODEL)])
     assert result.exit_code == 0, result.output
     assert "note:" in result.stderr and "odd frame" in result.stderr
+
+
+# ------------------------------------------------------------ tags read by content, not name
+
+
+@pytest.mark.parametrize("kind, lie", [("flac", ".mp3"), ("mp3", ".flac"), ("ogg", ".mp3"), ("m4a", ".wav")])
+def test_a_file_whose_extension_lies_keeps_its_tags(kind: str, lie: str, tmp_path: Path, model: apollo_cli.Apollo) -> None:
+    """A FLAC named .mp3 (and the like) decodes by content; its tags and pictures come along too."""
+    source = make_tagged(kind, tmp_path)
+    liar = source.rename(tmp_path / f"liar{lie}")
+    result = apollo_cli.restore_file(model, liar, tmp_path / "out.flac")
+    assert result.tag_warnings == ()
+    carried = tags.read_tags(tmp_path / "out.flac")
+    assert carried.fields == EXPECTED
+    assert pictures(tmp_path / "out.flac") == pictures(liar) and len(pictures(liar)) == 2

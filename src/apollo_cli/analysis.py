@@ -398,9 +398,9 @@ def probe_codec(path: str | os.PathLike[str]) -> CodecInfo:
 
     facts: dict[str, Any] = {}
     try:
-        import mutagen
+        from .tags import open_by_content
 
-        tagged = mutagen.File(os.fspath(p))
+        tagged = open_by_content(p)  # by content: a FLAC named .mp3 is a FLAC
     except Exception:  # mutagen raises its own errors, and OSError, on foreign files
         tagged = None
     if tagged is not None:

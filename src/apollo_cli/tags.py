@@ -21,6 +21,7 @@ import base64
 import os
 import struct
 from collections.abc import Callable, Iterable
+from typing import BinaryIO
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,7 +92,7 @@ def read_tags(path: str | os.PathLike[str]) -> Tags:
     p = Path(path)
     result = Tags()
     try:
-        audio = mutagen.File(p)
+        audio = open_by_content(p)
     except Exception as exc:  # noqa: BLE001 - mutagen raises many kinds on damaged files
         result.warnings.append(f"could not read the tags of {p.name} ({_describe(exc)}); restored without them")
         return result
@@ -99,11 +100,52 @@ def read_tags(path: str | os.PathLike[str]) -> Tags:
     try:
         if tags is not None:
             _read_any(audio, tags, result)
-        elif p.suffix.lower() in (".wav", ".wave", ".aif", ".aiff", ".aifc"):
+        elif type(audio).__name__ in ("WAVE", "AIFF"):
             _read_riff_info(p, result)
     except Exception as exc:  # noqa: BLE001 - a tag layout we did not foresee: keep what was read
         result.warnings.append(f"could not read all tags of {p.name} ({_describe(exc)}); some were not carried")
     return result
+
+
+class _Unnamed:
+    """A read-only file that hides its name, so that mutagen judges it by content alone."""
+
+    name = ""
+
+    def __init__(self, fileobj: BinaryIO) -> None:
+        self._fileobj = fileobj
+
+    def read(self, size: int = -1) -> bytes:
+        return self._fileobj.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fileobj.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fileobj.tell()
+
+
+def open_by_content(path: str | os.PathLike[str]) -> mutagen.FileType | None:
+    """``mutagen.File(path)``, but the file's kind judged by its content, not its name.
+
+    mutagen scores a file's name as much as its first bytes, so a FLAC file named
+    ``.mp3`` is opened as an MP3 and fails, and its tags would be lost although the audio
+    decodes (by content). Here mutagen first sees the content alone; only when that
+    finds no kind, or the kind it finds fails to load (content it cannot place: an MP3
+    without a frame header at its start, a FLAC behind an ID3 tag), is the name
+    consulted as well. Returns None for a file that is of no kind mutagen knows. Raises
+    what mutagen raises when both ways fail (the content's error: the truer one).
+    """
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            found = mutagen.File(_Unnamed(fh))
+    except Exception as content_error:  # noqa: BLE001 - mutagen raises many kinds on damaged files
+        try:
+            return mutagen.File(p)
+        except Exception:  # noqa: BLE001
+            raise content_error from None
+    return found if found is not None else mutagen.File(p)
 
 
 def _read_any(audio: object, tags: object, result: Tags) -> None:
