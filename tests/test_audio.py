@@ -429,7 +429,7 @@ def test_unwritable_output_directory(
 
 def test_output_directory_is_a_file(tmp_path: Path, music: np.ndarray) -> None:
     (tmp_path / "file").write_text("x")
-    with _raises_one_line(OutputError, "does not exist"):
+    with _raises_one_line(OutputError, "file is a file, not a folder"):
         write_audio(tmp_path / "file" / "o.wav", music, 44100)
 
 

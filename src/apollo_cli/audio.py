@@ -122,6 +122,17 @@ def check_output(
     Returns the bit depth to write with.
     """
     target = Path(path)
+    # A folder where a file is wanted (before the format: "no extension" would mislead).
+    # ``Path`` drops a trailing separator, so look at the text as given.
+    text = os.fspath(path)
+    folder = "it is a directory" if target.is_dir() else None
+    if folder is None and text.endswith(tuple(s for s in (os.sep, os.altsep) if s)):
+        folder = f"a path ending in '{text[-1]}' names a folder"
+    if folder is not None:
+        raise OutputError(
+            f"cannot write {text}: {folder}, not a file; give an output file name "
+            f"such as {target / 'song.flac'} (for a folder of files use apollo batch)"
+        )
     fmt = output_format(target)
     bits = default_bit_depth(fmt) if bit_depth is None else bit_depth
     if bits not in _BIT_DEPTHS[fmt]:
@@ -329,6 +340,14 @@ def _check_writable(target: Path, overwrite: bool) -> None:
     """Refuse to clobber, and fail before any work when the directory is unusable."""
     parent = target.parent
     if not parent.is_dir():
+        # The nearest part of the path that exists: a file there ("file.wav/x.flac")
+        # is a mistake of its own, not a folder to create.
+        existing = next((p for p in parent.parents if p.exists()), None) if not parent.exists() else parent
+        if existing is not None and not existing.is_dir():
+            raise OutputError(
+                f"cannot write {target}: {existing} is a file, not a folder; "
+                "choose an output path inside a folder"
+            )
         raise OutputError(
             f"cannot write {target}: directory {parent} does not exist; "
             "create it or choose another output path"

@@ -46,9 +46,10 @@ def restore(
         typer.Argument(help="Audio file to restore (MP3, WAV, FLAC, OGG, M4A, ...); - reads standard input.", show_default=False),
     ],
     output: Annotated[
-        Optional[Path],
+        # Text, not Path: Path drops the trailing '/' that shows a folder was meant.
+        Optional[str],
         typer.Option(
-            "--output", "-o",
+            "--output", "-o", metavar="FILE",
             help="WAV or FLAC file to write; - writes standard output (with --format). "
             "Default: <input stem>.restored.wav beside the input.",
         ),
@@ -90,9 +91,11 @@ def restore(
         else:
             if format is not None:
                 raise OptionError("--format is for -o - (standard output); otherwise the output's extension decides")
-            target = output if output is not None else api.default_output_path(input)
-        # Cheap checks first: a bad output or input fails before a model is loaded or downloaded.
-        audio.check_output(target, bit_depth=bit_depth, overwrite=overwrite)
+            target = Path(output) if output is not None else api.default_output_path(input)
+        # Cheap checks first: a bad output or input fails before a model is loaded or downloaded
+        # (the output as typed: a trailing '/' says a folder was meant).
+        audio.check_output(output if output is not None and not to_stdout else target,
+                           bit_depth=bit_depth, overwrite=overwrite)  # fmt: skip
         source = stack.enter_context(decoding.spooled_stdin()) if reading_stdin else input
         with audio.open_audio(source) as opened:
             audio.check_channels(target, opened.channels)
@@ -132,13 +135,14 @@ def restore(
                 soft_wrap=True,
                 markup=False,  # a file name may hold [brackets]
             )
-        if result.clipped_samples:
+        # Notes are about a file that was written: -q drops them, as batch -q does.
+        if result.clipped_samples and not quiet:
             err.print(
                 f"[yellow]note:[/] limited {result.clipped_samples} samples that went beyond full scale "
                 f"({result.bit_depth}-bit); write 32-bit float WAV to keep them",
                 soft_wrap=True,
             )
-        for warning in result.tag_warnings:  # tags that could not be carried; the audio is fine
+        for warning in result.tag_warnings if not quiet else ():  # tags not carried; the audio is fine
             err.print(f"[yellow]note:[/] {escape(warning)}", soft_wrap=True)
         if spectrogram is not None:
             draw_restore_spectrogram(
