@@ -457,13 +457,6 @@ def test_timeout_fails_after_the_metadata_timeout(fake_hub, monkeypatch) -> None
         assert time.monotonic() - started < 3
 
 
-def test_legacy_download_function(fake_hub) -> None:  # type: ignore[no-untyped-def]
-    serve_registry(fake_hub)
-    assert hub.download(OFFICIAL.repo_id, OFFICIAL.filename).read_bytes() == MP3
-    with pytest.raises(hub.ModelNotCachedError, match="apollo download-model universal"):
-        hub.download(UNIVERSAL.repo_id, UNIVERSAL.filename, offline=True)
-
-
 # ------------------------------------------------------------------------ the CLI: download
 
 

@@ -739,17 +739,3 @@ def resolve(
         return found
     return fetch(found, offline=offline, progress=progress).path
 
-
-def download(
-    repo_id: str,
-    filename: str,
-    *,
-    revision: str | None = None,
-    offline: bool | None = None,
-    progress: DownloadProgress | None = None,
-) -> Path:
-    """The verified local path of ``filename`` in ``repo_id``, downloading it if needed."""
-    target = Target(repo_id, filename, revision, known=known_model_at(repo_id, filename))
-    if target.known is not None:
-        target = replace(target, label=target.known.name)
-    return fetch(target, offline=offline, progress=progress).path
