@@ -116,7 +116,9 @@ def record_vouches(record: dict[str, Any] | None, stat: os.stat_result, expected
     )
 
 
-def write_record(storage: Path, blob: Path, stat: os.stat_result, sha256: str, expected: Expected | None) -> None:
+def write_record(
+    storage: Path, blob: Path, stat: os.stat_result, sha256: str, expected: Expected | None
+) -> None:
     """Best effort: a read-only cache just means hashing on every load."""
     path = _record_path(storage, blob)
     record = {

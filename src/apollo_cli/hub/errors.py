@@ -83,6 +83,7 @@ def _rules() -> list[_Rule]:
     def status(exc: BaseException) -> int | None:
         return getattr(getattr(exc, "response", None), "status_code", None)
 
+    no_connection = (*transport("ConnectError"), ConnectionError, socket.gaierror)
     return [
         # "Not cached and the Hub could not be asked": the reason is its cause.
         _Rule((LocalEntryNotFoundError,), None, lambda e, t: ""),
@@ -124,12 +125,13 @@ def _rules() -> list[_Rule]:
             f"while fetching {t.where}; check your network (HF_HUB_ETAG_TIMEOUT sets the wait), "
             "or use --offline with a cached model"
         )),
-        _Rule((*transport("ConnectError"), ConnectionError, socket.gaierror), HubUnreachableError, lambda e, t: (
+        _Rule(no_connection, HubUnreachableError, lambda e, t: (
             f"cannot reach the Hugging Face Hub at {endpoint_host()} to fetch {t.where} ({_reason(e)}); "
             "check your network, proxy or HF_ENDPOINT, or use --offline with a cached model"
         )),
         _Rule((*transport("ProtocolError"), *transport("NetworkError")), DownloadError, lambda e, t: (
-            f"the download of {t.where} was interrupted ({_reason(e)}); nothing was kept, run the command again"
+            f"the download of {t.where} was interrupted ({_reason(e)}); nothing was kept, "
+            "run the command again"
         )),
         # huggingface_hub's size check after a transfer (a plain OSError).
         _Rule((OSError,), DownloadError, lambda e, t: (
@@ -162,7 +164,8 @@ def _last_resort(exc: BaseException, target: Target) -> ModelError:
 
     if isinstance(exc, LocalEntryNotFoundError):
         return HubUnreachableError(
-            f"cannot reach the Hugging Face Hub at {endpoint_host()} to fetch {target.where} and it is not cached; "
+            f"cannot reach the Hugging Face Hub at {endpoint_host()} to fetch {target.where} "
+            "and it is not cached; "
             "check your network, proxy or HF_ENDPOINT"
         )
     if isinstance(exc, OSError):
