@@ -26,12 +26,14 @@ Routes
     * LFS file (``lfs=True``, default): ``302`` with ``X-Linked-Etag: "<sha256>"``,
       ``X-Linked-Size: <size>`` and ``Location: {cdn_url}/cdn/<sha256>?repo=...&file=...``.
 
-    The "CDN" is a *second listening port of the same FakeHub* (``FakeHub.cdn_url``), i.e. a
-    different origin, exactly like ``cdn-lfs.hf.co`` vs ``huggingface.co``.  That matters: in
-    2.4 the metadata HEAD (``_httpx2_follow_hub_redirects_with_backoff``) *follows* redirects to
-    the same origin and stops only at a foreign origin, reading X-Repo-Commit / X-Linked-* from
-    the 302 itself.  A same-origin ``/cdn/`` redirect would make the client read the metadata
-    from the CDN response instead.  ``/cdn/...`` is nevertheless served on both ports.
+    The "CDN" is a *second listening port of the same FakeHub* (``FakeHub.cdn_url``), named
+    ``localhost`` where the Hub is ``127.0.0.1``: a different host, exactly like
+    ``cdn-lfs.hf.co`` vs ``huggingface.co``.  That matters: the metadata HEAD
+    (``_httpx2_follow_hub_redirects_with_backoff``) *follows* redirects to the same host and
+    stops only at a foreign one, reading X-Repo-Commit / X-Linked-* from the 302 itself; 2.4
+    compares origins (host and port) but 2.0 and 1.x compare host names only, so the CDN needs a name
+    of its own.  A same-host ``/cdn/`` redirect would make the client read the metadata from
+    the CDN response instead.  ``/cdn/...`` is nevertheless served on both ports.
 
     No ``X-Xet-*`` headers and no ``Link: <...>; rel="xet-auth"`` are ever sent, so
     ``parse_xet_file_data_from_response`` returns None and the plain HTTP path (``http_get``)
@@ -423,7 +425,7 @@ class FakeHub:
             self._servers.append(srv)
             self._threads.append(t)
         self.url = f"http://127.0.0.1:{self._servers[0].server_address[1]}"
-        self.cdn_url = f"http://127.0.0.1:{self._servers[1].server_address[1]}"
+        self.cdn_url = f"http://localhost:{self._servers[1].server_address[1]}"
         return self
 
     def stop(self) -> None:

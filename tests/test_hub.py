@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from huggingface_hub import constants, file_download
+from huggingface_hub.errors import OfflineModeIsEnabled
 
 import apollo_cli
 from apollo_cli import api, hub
@@ -85,13 +86,13 @@ def no_sleep(monkeypatch):  # type: ignore[no-untyped-def]
 def hash_calls(monkeypatch):  # type: ignore[no-untyped-def]
     """Count full-file hashes."""
     calls: list[Path] = []
-    real = hub._hash_file
+    real = hub.cache.hash_file
 
     def counting(path: Path, *, git_sha1: bool):  # type: ignore[no-untyped-def]
         calls.append(path)
         return real(path, git_sha1=git_sha1)
 
-    monkeypatch.setattr(hub, "_hash_file", counting)
+    monkeypatch.setattr(hub.cache, "hash_file", counting)
     return calls
 
 
@@ -101,13 +102,12 @@ def hash_calls(monkeypatch):  # type: ignore[no-untyped-def]
 def test_registry_entries() -> None:
     assert DEFAULT_MODEL == "mp3" and known_model("MP3") is OFFICIAL and known_model("official") is OFFICIAL
     assert known_model("uni") is UNIVERSAL and known_model("nope") is None
-    assert (OFFICIAL.repo_id, OFFICIAL.filename, OFFICIAL.feature_dim) == ("JusperLee/Apollo", "pytorch_model.bin", 256)
+    assert (OFFICIAL.repo_id, OFFICIAL.filename) == ("JusperLee/Apollo", "pytorch_model.bin")
     assert (UNIVERSAL.repo_id, UNIVERSAL.filename) == (
         "Sucial/MSST-WebUI", "All_Models/single_stem_models/apollo_model_uni.ckpt"
     )
-    assert (UNIVERSAL.feature_dim, UNIVERSAL.layers) == (384, 6)
     for model in KNOWN_MODELS.values():
-        assert model.source and model.license and model.description
+        assert model.license and model.description
         assert model.sha256 is None or len(model.sha256) == 64
 
 
@@ -300,7 +300,7 @@ def test_transfer_that_keeps_failing_leaves_nothing_then_rerun_works(fake_hub, n
 def test_ctrl_c_during_download_leaves_nothing(fake_hub, monkeypatch, music_mp3) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 4096)
     serve_registry(fake_hub)
-    real_bridge = hub._tqdm_reporting_to
+    real_bridge = hub.remote._tqdm_reporting_to
 
     def interrupting(callback):  # type: ignore[no-untyped-def]
         def wrapped(done: int, total: int) -> None:
@@ -310,13 +310,13 @@ def test_ctrl_c_during_download_leaves_nothing(fake_hub, monkeypatch, music_mp3)
 
         return real_bridge(wrapped)
 
-    monkeypatch.setattr(hub, "_tqdm_reporting_to", interrupting)
+    monkeypatch.setattr(hub.remote, "_tqdm_reporting_to", interrupting)
     result = run("download-model", "mp3")
     assert result.exit_code == 130 and "interrupted" in result.stderr
     assert cached_files(OFFICIAL.repo_id) == []
     assert not list(storage(OFFICIAL.repo_id).rglob("*.incomplete"))
 
-    monkeypatch.setattr(hub, "_tqdm_reporting_to", real_bridge)
+    monkeypatch.setattr(hub.remote, "_tqdm_reporting_to", real_bridge)
     result = run("download-model", "mp3")
     assert result.exit_code == 0, result.output
     assert Path(result.stdout.splitlines()[-1].strip()).read_bytes() == MP3
@@ -457,11 +457,36 @@ def test_timeout_fails_after_the_metadata_timeout(fake_hub, monkeypatch) -> None
         assert time.monotonic() - started < 3
 
 
-def test_legacy_download_function(fake_hub) -> None:  # type: ignore[no-untyped-def]
-    serve_registry(fake_hub)
-    assert hub.download(OFFICIAL.repo_id, OFFICIAL.filename).read_bytes() == MP3
-    with pytest.raises(hub.ModelNotCachedError, match="apollo download-model universal"):
-        hub.download(UNIVERSAL.repo_id, UNIVERSAL.filename, offline=True)
+class ConnectError(Exception):
+    """Not the network library's ConnectError: a class that only shares its name."""
+
+
+@pytest.mark.parametrize(
+    "raised, error, match",
+    [
+        (lambda x: x.ConnectError("[Errno 111] Connection refused"), hub.HubUnreachableError,
+         r"cannot reach the Hugging Face Hub at .* \(\[Errno 111\] Connection refused\)"),
+        (lambda x: x.ConnectTimeout("timed out"), hub.HubUnreachableError, "did not answer within 5 s"),
+        (lambda x: x.ReadError("reset"), hub.DownloadError, r"was interrupted \(reset\); nothing was kept"),
+        (lambda x: x.ProxyError("407"), hub.HubUnreachableError, "the proxy refused the connection"),
+        # a ConnectionError, but huggingface_hub's own: the table tries it first
+        (lambda x: OfflineModeIsEnabled("offline"), hub.ModelNotCachedError, "huggingface_hub is in offline mode"),
+        (lambda x: ConnectionRefusedError(111, "Connection refused"), hub.HubUnreachableError, "cannot reach"),
+        # recognised by type, not by name
+        (lambda x: ConnectError("lookalike"), ModelError, "fetching someone/m/x.ckpt failed: ConnectError: lookalike"),
+    ],
+)
+def test_hub_errors_are_mapped_by_type(monkeypatch, raised, error: type, match: str) -> None:  # type: ignore[no-untyped-def]
+    transport = pytest.importorskip("httpx2")
+    exc = raised(transport)
+
+    def failing(target):  # type: ignore[no-untyped-def]
+        raise exc
+
+    monkeypatch.setattr(hub.remote, "metadata", failing)
+    with pytest.raises(ModelError, match=match) as caught:
+        hub.fetch(hub.locate("someone/m/x.ckpt"))
+    assert type(caught.value) is error and "\n" not in str(caught.value)
 
 
 # ------------------------------------------------------------------------ the CLI: download
