@@ -12,8 +12,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import RestoreResult, load_model, restore, restore_file
-from .errors import (
+from .openmp import prefer_passive_waiting
+
+# Before torch is imported (by .api): see apollo_cli.openmp.
+prefer_passive_waiting()
+
+from .api import RestoreResult, load_model, restore, restore_file  # noqa: E402
+from .errors import (  # noqa: E402
     ApolloError,
     CheckpointError,
     DeviceError,
@@ -24,7 +29,7 @@ from .errors import (
     OutputError,
     UnsafeCheckpointError,
 )
-from .model import Apollo, ApolloConfig
+from .model import Apollo, ApolloConfig  # noqa: E402
 
 __all__ = [
     "Apollo",

@@ -1,0 +1,37 @@
+"""OpenMP settings that keep inference fast on a machine that is doing other work too.
+
+PyTorch's CPU kernels run on OpenMP threads (GNU libgomp in the PyPI wheels). Between
+two parallel regions libgomp's threads spin, waiting for the next one, for up to
+about a third of a millisecond of busy looping each time. On a quiet machine that
+saves a wake-up; on a busy one a spinning thread holds a core that the thread with
+the actual work is waiting for, and the model's thousands of small parallel regions
+turn that into a collapse: beside two busy processes on two cores a restore took 8.8
+times as long as on the quiet machine, against the 1.5 times its fair share of the
+CPU allows. Threads that sleep while they wait (``OMP_WAIT_POLICY=PASSIVE``) took 2.7
+times as long there, and were no slower on the quiet machine
+(``benchmarks/contention.py``; figures in the README's *Speed and memory*).
+
+libgomp reads the policy once, when it is loaded with torch, so this must run before
+torch is imported; a policy the user set is always kept.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+#: The environment variable and the value apollo-cli prefers.
+WAIT_POLICY = ("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def prefer_passive_waiting() -> bool:
+    """Ask OpenMP threads to sleep rather than spin while they wait, if it is not too late.
+
+    Returns whether the setting will take effect: False when torch (and with it
+    libgomp) is already loaded, or when the user chose a policy of their own.
+    """
+    name, value = WAIT_POLICY
+    if "torch" in sys.modules or name in os.environ:
+        return False
+    os.environ[name] = value
+    return True
