@@ -488,7 +488,8 @@ def _write_provenance(path: Path, fmt: str) -> None:
         cause = next((c for c in causes if isinstance(c, OSError)), None)
         if cause is not None:
             raise OSError(cause.errno, f"cannot save tags: {cause.strerror or cause}") from exc
-        raise
+        # Otherwise the output simply has no marker: the safe side, as an unmarked file
+        # is never taken for apollo's own (and so never replaced where that matters).
 
 
 def has_provenance(path: str | os.PathLike[str]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -26,6 +27,7 @@ from . import (
     err,
     out,
     reported_errors,
+    stop_signals_interrupt,
 )
 from .models import OfflineOpt, RevisionOpt
 
@@ -55,18 +57,26 @@ def restore(
     ] = None,
 ) -> None:
     """Restore one audio file and write WAV or FLAC at 44.1 kHz."""
-    from .. import api, audio
+    from .. import api, audio, locks
 
     display = Display(err, quiet)
     if spectrogram is not None:  # before any work: matplotlib installed, the PNG writable
         from .inspect import check_spectrogram_option
 
-        check_spectrogram_option(spectrogram, overwrite=overwrite, debug=debug)
+        check_spectrogram_option(
+            spectrogram, overwrite=overwrite, debug=debug,
+            protected={"input": input, "output": output if output is not None else api.default_output_path(input)},
+        )  # fmt: skip
     decoded: list = []  # the decoded input, for --spectrogram
-    with reported_errors(debug):
+    # SIGTERM/SIGHUP stop like Ctrl-C: temporaries removed, one line, exit 143/129.
+    with reported_errors(debug), stop_signals_interrupt(), contextlib.ExitStack() as held:
         target = output if output is not None else api.default_output_path(input)
         # Fail on a bad output before spending time on the model.
         audio.check_output(target, bit_depth=bit_depth, overwrite=overwrite)
+        # One run per output: another run writing it is an error now, not a clash later;
+        # under the claim, temporaries a killed run left for this output are ours to remove.
+        held.enter_context(locks.claim(target))
+        locks.remove_stale_temps(target)
         with display.download(f"downloading {model}") as fetched:
             apollo = api.load_model(
                 model, device=device, download_progress=fetched, revision=revision, offline=offline or None
