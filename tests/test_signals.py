@@ -125,3 +125,38 @@ def test_batch_stops_cleanly_and_resumes(tmp_path: Path, signum: int, status: in
     assert again.returncode == 0, again.stderr
     assert f"{len(written)} already done" in again.stderr
     assert sorted(p.name for p in out.iterdir()) == [f"{i}.flac" for i in range(4)]
+
+
+def test_batch_takes_sigterm_at_a_safe_point(tmp_path: Path) -> None:
+    """In-process: under the CLI's handlers a real SIGTERM is counted by run_batch, not raised mid-callback."""
+    import apollo_cli
+    from apollo_cli import batch
+    from apollo_cli.cli import Terminated, stop_signals_interrupt
+
+    library = tmp_path / "lib"
+    library.mkdir()
+    for i in range(3):
+        sf.write(library / f"{i}.wav", make_music(0.5, seed=50 + i).T, 44100)
+    model = apollo_cli.load_model(TINY_MODEL, device="cpu")
+    sent: list[str] = []
+
+    def terminate_after_first_file(event: batch.BatchEvent) -> None:
+        if isinstance(event, batch.FileDone) and not sent:
+            os.kill(os.getpid(), signal.SIGTERM)
+            sent.append("returned")  # the handler only counted it
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with stop_signals_interrupt():
+            cli_handler = signal.getsignal(signal.SIGTERM)
+            with pytest.raises(batch.BatchInterrupted) as stopped:
+                batch.run_batch(batch.plan_batch(library), model, chunk_seconds=0.5, events=terminate_after_first_file)
+            assert signal.getsignal(signal.SIGTERM) is cli_handler  # put back
+            with pytest.raises(Terminated):  # and the CLI's handler raises, outside a batch
+                os.kill(os.getpid(), signal.SIGTERM)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert sent == ["returned"]
+    assert stopped.value.signum == signal.SIGTERM
+    assert stopped.value.summary.interrupted and len(stopped.value.summary.done) >= 1

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .. import __version__
+from ..batch import INTERRUPT_LIKE_CTRL_C
 from ..errors import ApolloError
 
 app = typer.Typer(
@@ -73,7 +74,7 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 
 # apollo_cli.batch replaces a handler so marked by its own, which acts at safe points.
-setattr(_raise_terminated, "apollo_interrupt_like_ctrl_c", True)  # batch.INTERRUPT_LIKE_CTRL_C
+setattr(_raise_terminated, INTERRUPT_LIKE_CTRL_C, True)
 
 
 @contextmanager
