@@ -116,3 +116,18 @@ def test_folders_made_for_a_claim_go_when_nothing_was_written(tmp_path: Path) ->
 def test_a_missing_folder_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(locks.OutputError, match="does not exist"):
         locks.claim(tmp_path / "nope" / "song.flac")
+
+
+def test_a_file_system_without_locks_is_worked_on_unguarded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(locks.fcntl, "flock", no_locks)
+    output = tmp_path / "song.flac"
+    temp = tmp_path / ".song.flac.0badf00d.part"
+    temp.write_bytes(b"partial")
+    with locks.claim(output):  # rather than refusing to write at all
+        assert locks.remove_stale_temps(output) == [temp]
+    assert os.listdir(tmp_path) == []

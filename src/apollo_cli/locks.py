@@ -36,6 +36,11 @@ from .errors import OutputError
 #: The temporary files :func:`apollo_cli.audio.write_audio` writes beside an output.
 _TEMP = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.part$")
 
+#: flock() errors that mean "this file system has no locks", not "someone holds it".
+_NO_LOCKING = frozenset(
+    e for e in (errno.ENOLCK, errno.EINVAL, getattr(errno, "EOPNOTSUPP", None), getattr(errno, "ENOTSUP", None)) if e
+)
+
 # The claims this process holds, by lock file path: flock() would see our own claim as
 # someone else's when tested through a second descriptor, so we remember them.
 _held: dict[str, Claim] = {}
@@ -128,10 +133,14 @@ def claim(output: str | os.PathLike[str], *, make_parents: bool = False) -> Clai
         try:
             _lock_now(fd)
         except OSError as exc:
-            os.close(fd)
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            if exc.errno in _NO_LOCKING:
+                pass  # a file system without locks (some FUSE mounts): work unguarded rather than not at all
+            elif exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                os.close(fd)
+                raise ClaimedElsewhere(target, describe_owner(target)) from None
+            else:
+                os.close(fd)
                 raise OutputError(f"cannot lock {path}: {exc.strerror or exc}") from None
-            raise ClaimedElsewhere(target, describe_owner(target)) from None
         if not _is_at(fd, path):
             os.close(fd)  # its holder removed it after we opened it: take the new one
             continue
