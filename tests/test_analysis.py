@@ -184,8 +184,10 @@ def test_verdicts() -> None:
     assert judge(flac, Bandwidth(0.0, RATE, False, -200, -200, silent=True)).helps is None
     limited = judge(CodecInfo("WAV", "PCM", True), _bw(11025, sharp=False, rate=22050))
     assert limited.helps is True and "limited by the 22.05 kHz sample rate" in limited.message
-    aac = judge(CodecInfo("MP4", "AAC", False, bitrate_kbps=96), _bw(17300))
-    assert aac.message == "restoration likely to help: bandwidth 17.3 kHz, AAC 96 kbps (typical of a 128–160 kbps MP3)"
+    aac = judge(CodecInfo("MP4", "AAC", False, bitrate_kbps=96), _bw(15900))
+    assert aac.message == (
+        "restoration likely to help: bandwidth 15.9 kHz, AAC 96 kbps (AAC encoders cut at 14.9–15.9 kHz at that bitrate)"
+    )
 
 
 def test_mp3_lowpass_table() -> None:
@@ -280,3 +282,123 @@ def test_spectrogram_grid() -> None:
     below = spec.db[spec.freq_edges[1:] < 7000].mean()
     above = spec.db[spec.freq_edges[:-1] > 9000].mean()
     assert below - above > 100  # the lowpass shows
+
+
+# ------------------------------------------- bandwidth relative to the file's own level
+
+
+def steep_top(seconds: float = 3.0, peak_db: float = -1.0, cut: float = 19900.0) -> np.ndarray:
+    """Music-like noise (-4.5 dB/octave above 1 kHz) that falls a further 5 dB/kHz above
+    15 kHz, as many masters do, and ends at a brick wall at ``cut``."""
+    rng = np.random.default_rng(3)
+    n = round(seconds * RATE)
+    spectrum = np.fft.rfft(rng.standard_normal((2, n)), axis=-1)
+    f = np.fft.rfftfreq(n, 1 / RATE)
+    gain_db = np.where(f < 1000, 0, -4.5 * np.log2(np.maximum(f, 1) / 1000)) - np.where(f > 15000, 5 * (f - 15000) / 1000, 0)
+    spectrum *= 10 ** (gain_db / 20)
+    spectrum[:, f > cut] = 0
+    x = np.fft.irfft(spectrum, n=n, axis=-1)
+    return x * 10 ** (peak_db / 20) / np.abs(x).max()
+
+
+def test_a_quiet_128_kbps_mp3_shows_its_cliff(tmp_path: Path) -> None:
+    """Music at -30 dBFS: its top octave lies below -100 dB, which an absolute floor took for nothing."""
+    quiet = make_music(3.0) * 10 ** (-18 / 20)  # make_music peaks at -12 dBFS
+    mp3 = encode_mp3(tmp_path / "quiet.mp3", quiet, 128)
+    report = analysis.inspect_file(mp3)
+    assert abs(report.bandwidth.hz - 17000) <= 500 and report.bandwidth.sharp, report.bandwidth
+    assert report.verdict.helps is True and "bandwidth 16." in report.verdict.message
+    # and the same through ffmpeg's LAME
+    if shutil.which("ffmpeg"):
+        wav, other = tmp_path / "quiet.wav", tmp_path / "quiet_ffmpeg.mp3"
+        sf.write(wav, quiet.T, RATE, subtype="FLOAT")
+        subprocess.run(["ffmpeg", "-v", "error", "-i", wav, "-c:a", "libmp3lame", "-b:a", "128k", other], check=True)
+        bw = analysis.inspect_file(other).bandwidth
+        assert abs(bw.hz - 17000) <= 500 and bw.sharp, bw
+
+
+@pytest.mark.parametrize("peak_db", [-1.0, -30.0])
+def test_a_320_kbps_file_reaching_19_9_khz_is_full_band(tmp_path: Path, peak_db: float) -> None:
+    source = steep_top(peak_db=peak_db)
+    bw = estimate_bandwidth(source, RATE)
+    assert abs(bw.hz - 19900) <= 300, bw
+    if not shutil.which("ffmpeg"):
+        pytest.skip("ffmpeg is needed for LAME at 320 kbps with its 20 kHz lowpass")
+    wav, mp3 = tmp_path / "steep.wav", tmp_path / "steep.mp3"
+    sf.write(wav, source.T, RATE, subtype="FLOAT")
+    subprocess.run(["ffmpeg", "-v", "error", "-i", wav, "-c:a", "libmp3lame", "-b:a", "320k", mp3], check=True)
+    report = analysis.inspect_file(mp3)
+    assert report.bandwidth.hz >= 19500, report.bandwidth
+    assert report.verdict.helps is False and report.verdict.message.startswith("already full band (19.9 kHz")
+
+
+def test_a_16_bit_transcode_of_a_quiet_mp3_is_not_full_band(tmp_path: Path) -> None:
+    """16-bit noise (about -131 dB) above a quiet file's cliff is still not content."""
+    quiet = make_music(3.0) * 10 ** (-18 / 20)
+    decoded = load_audio(encode_mp3(tmp_path / "quiet.mp3", quiet, 128)).samples
+    for rate in (RATE, 48000):  # at 48 kHz, too: a resampler's empty stopband above 22 kHz
+        flac = tmp_path / f"transcoded{rate}.flac"
+        sf.write(flac, analysis.audio.resample(decoded, RATE, rate).T, rate, subtype="PCM_16")
+        bw = analysis.inspect_file(flac).bandwidth
+        assert abs(bw.hz - 17000) <= 500 and bw.sharp, (rate, bw)
+
+
+# --------------------------------------------------------- Opus and AAC at low bitrates
+
+
+def _encode(tmp_path: Path, name: str, samples: np.ndarray, *args: str) -> Path:
+    if not shutil.which("ffmpeg"):
+        pytest.skip("ffmpeg is needed to encode Opus and AAC")
+    wav, out = tmp_path / f"{name}.wav", tmp_path / name
+    sf.write(wav, samples.T, RATE, subtype="FLOAT")
+    subprocess.run(["ffmpeg", "-v", "error", "-i", wav, *args, out], check=True)
+    return out
+
+
+def full_band_music(seconds: float = 3.0, peak_db: float = -1.0) -> np.ndarray:
+    return steep_top(seconds, peak_db, cut=RATE / 2)
+
+
+@pytest.mark.parametrize("peak_db", [-1.0, -30.0])
+@pytest.mark.parametrize("kbps, helps", [(32, True), (64, True), (128, False)])
+def test_opus_verdicts(tmp_path: Path, kbps: int, helps: bool, peak_db: float) -> None:
+    """Opus keeps 20 kHz at every bitrate; below about 80 kbps it rebuilds the top octave."""
+    opus = _encode(tmp_path, f"{kbps}.opus", full_band_music(peak_db=peak_db), "-c:a", "libopus", "-b:a", f"{kbps}k")
+    report = analysis.inspect_file(opus)
+    assert report.codec.codec == "Opus"
+    assert abs(report.bandwidth.hz - 20000) <= 500, report.bandwidth
+    assert report.verdict.helps is helps, report.verdict.message
+    if helps:
+        assert report.verdict.message.startswith("restoration likely to help: full band (20.")
+        assert "folds their detail from lower ones" in report.verdict.message
+    else:
+        assert report.verdict.message.startswith("already full band (20.")
+
+
+@pytest.mark.parametrize("peak_db", [-1.0, -30.0])
+@pytest.mark.parametrize("kbps, cutoff", [(48, 7640), (64, 12460), (128, 17280)])
+def test_aac_verdicts(tmp_path: Path, kbps: int, cutoff: int, peak_db: float) -> None:
+    m4a = _encode(tmp_path, f"{kbps}.m4a", full_band_music(peak_db=peak_db), "-c:a", "aac", "-b:a", f"{kbps}k")
+    report = analysis.inspect_file(m4a)
+    assert report.codec.codec == "AAC"
+    assert abs(report.bandwidth.hz - cutoff) <= 500 and report.bandwidth.sharp, report.bandwidth
+    assert report.verdict.helps is True
+    assert "AAC encoders cut at " in report.verdict.message
+
+
+def test_codec_tables_and_facts() -> None:
+    assert analysis.aac_lowpass_range(64) == (12460.0, 13453.0)
+    assert analysis.aac_lowpass_range(256) == (17000.0, 17000.0)  # FFmpeg keeps the full band there
+    assert analysis.aac_lowpass_range(None) is None
+    assert analysis.OPUS_BANDWIDTH_HZ["FB"] == 20000 and analysis.OPUS_BANDWIDTH_HZ["SWB"] == 12000
+    he = judge(CodecInfo("MP4", "HE-AAC", False, bitrate_kbps=48), _bw(20000, sharp=False))
+    assert he.helps is True and "spectral band replication" in he.message
+    # A file too quiet at the top to show its encoder's cut: the codec facts decide.
+    flat = Bandwidth(22050.0, RATE, False, -140.0, -140.0)
+    quiet = judge(CodecInfo("MP3", "MP3", False, bitrate_kbps=128, bitrate_mode="CBR"), flat)
+    assert quiet.helps is True and "cuts at about 17.0 kHz" in quiet.message
+    assert judge(CodecInfo("MP3", "MP3", False, bitrate_kbps=320, bitrate_mode="CBR"), flat).helps is False
+    # Opus per channel: 64 kbps mono is plenty, stereo is not.
+    opus = CodecInfo("OGG", "Opus", False, bitrate_kbps=64)
+    assert judge(opus, _bw(20000, sharp=False), channels=1).helps is False
+    assert judge(opus, _bw(20000, sharp=False), channels=2).helps is True

@@ -350,18 +350,22 @@ def test_ctrl_c_inside_the_pipeline_cli(good_library: Path, monkeypatch: pytest.
     assert files_under(out) == expected_outputs(GOOD)
 
 
+def _raise(exc: BaseException) -> None:
+    raise exc
+
+
 def test_ctrl_c_while_writing_leaves_no_partial_file(good_library: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = apollo_cli.audio.sf.write
+    real = apollo_cli.audio.AudioWriter.commit
     calls: list[int] = []
 
-    def write(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def commit(writer, finalize=None):  # type: ignore[no-untyped-def]
         calls.append(1)
         if len(calls) == 2:
-            real(*args, **kwargs)  # the temporary file is complete...
-            raise KeyboardInterrupt  # ...but the interrupt comes before the rename
-        return real(*args, **kwargs)
+            # The temporary file is complete, but the interrupt comes before the rename.
+            return real(writer, lambda tmp: (finalize and finalize(tmp), _raise(KeyboardInterrupt())))
+        return real(writer, finalize)
 
-    monkeypatch.setattr(apollo_cli.audio.sf, "write", write)
+    monkeypatch.setattr(apollo_cli.audio.AudioWriter, "commit", commit)
     result = run(*tiny(good_library))
     assert result.exit_code == 130, result.output
     outputs = files_under(good_library.parent / "lib-restored")
@@ -545,12 +549,12 @@ def test_display_console_survives_fd2_silencing() -> None:
     code = textwrap.dedent(
         """
         from rich.console import Console
-        from apollo_cli import audio
+        from apollo_cli import decoding
         from apollo_cli.cli.batch import display_console
 
         plain = Console(stderr=True)
         with display_console() as console:
-            with audio._native_stderr_silenced():
+            with decoding.native_stderr_silenced():
                 console.print("display during decode")
                 plain.print("plain during decode")
             console.print("display after")
@@ -567,10 +571,10 @@ def test_progress_output_is_not_lost_while_decoding(good_library: Path) -> None:
     driver = textwrap.dedent(
         """
         import contextlib, sys, time
-        from apollo_cli import audio
+        from apollo_cli import decoding
         from apollo_cli.cli import app
 
-        silenced = audio._native_stderr_silenced
+        silenced = decoding.native_stderr_silenced
 
         @contextlib.contextmanager
         def slowly_silenced():
@@ -578,7 +582,7 @@ def test_progress_output_is_not_lost_while_decoding(good_library: Path) -> None:
                 time.sleep(0.4)  # the display refreshes and files finish meanwhile
                 yield
 
-        audio._native_stderr_silenced = slowly_silenced
+        decoding.native_stderr_silenced = slowly_silenced
         app(sys.argv[1:], prog_name="apollo")
         """
     )
@@ -645,13 +649,13 @@ def test_a_full_disk_stops_the_batch(good_library: Path, monkeypatch: pytest.Mon
     def no_space(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(apollo_cli.audio.sf, "write", no_space)
+    monkeypatch.setattr(apollo_cli.audio.AudioWriter, "_append", no_space)
     usage = collections.namedtuple("usage", "total used free")
-    monkeypatch.setattr(batch.shutil, "disk_usage", lambda path: usage(100, 100, 0))
+    monkeypatch.setattr(apollo_cli.audio.shutil, "disk_usage", lambda path: usage(100, 100, 0))
     result = run(*tiny(good_library))
     assert result.exit_code == 1, result.output
     assert "stopped early: the disk of" in result.stderr and "run the same command again" in result.stderr
-    assert result.stderr.count("No space left on device") == 1  # the first file; the rest never started
+    assert result.stderr.count("no space left on device") == 1  # the first file; the rest never started
     assert "not done" in result.stdout
     assert files_under(good_library.parent / "lib-restored") == []  # and no temporary files
 

@@ -60,7 +60,12 @@ def test_clipping_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     source = tmp_path / "loud.wav"
     sf.write(source, make_music(1.0).T, 44100)
     # A stand-in model output that goes beyond full scale: the CLI must say so.
-    monkeypatch.setattr(apollo_cli.api, "restore", lambda model, samples, rate, **kw: samples * 8)
+    real = apollo_cli.api.restore_stream
+
+    def loud(model, blocks, sink, **kw):  # type: ignore[no-untyped-def]
+        return real(model, blocks, lambda core: sink(core * 1000), **kw)
+
+    monkeypatch.setattr(apollo_cli.api, "restore_stream", loud)
     out = tmp_path / "o.wav"
     result = run("restore", source, "-o", out, "--model", TINY_MODEL, "--bit-depth", "16")
     assert result.exit_code == 0, result.output
@@ -154,7 +159,7 @@ def test_missing_ffmpeg_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyP
     sf.write(source, make_music(1.0).T, 44100)
     m4a = tmp_path / "song.m4a"
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(source), "-c:a", "aac", str(m4a)], check=True)
-    monkeypatch.setattr(apollo_cli.audio, "find_ffmpeg", lambda: None)
+    monkeypatch.setattr(apollo_cli.decoding, "find_ffmpeg", lambda: None)
     result = run("restore", m4a, "-o", tmp_path / "o.wav", "--model", TINY_MODEL)
     assert_one_line_error(result, "ffmpeg is needed")
     assert "apt-get install ffmpeg" in result.stderr
@@ -223,7 +228,7 @@ def test_interrupted_run_leaves_nothing(music_mp3: Path, monkeypatch: pytest.Mon
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(apollo_cli.audio.sf, "write", interrupted)
+    monkeypatch.setattr(apollo_cli.audio.AudioWriter, "_append", interrupted)
     out = music_mp3.with_name("o.wav")
     result = run("restore", music_mp3, "-o", out, "--model", TINY_MODEL)
     assert result.exit_code == 130

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -257,3 +259,22 @@ def test_restore_spectrogram(files: dict[str, Path], tmp_path: Path) -> None:
     again = run("restore", source, "-o", tmp_path / "o2.wav", "--model", TINY_MODEL, "--spectrogram", png)
     assert_one_line_error(again, "--overwrite")
     assert not (tmp_path / "o2.wav").exists()
+
+
+def test_inspect_judges_quiet_files_and_low_bitrate_opus(tmp_path: Path) -> None:
+    """A quiet 128 kbps MP3 shows its cliff; a 48 kbps Opus reaches 20 kHz yet is worth restoring."""
+    quiet = make_music(3.0) * 10 ** (-18 / 20)  # -30 dBFS
+    mp3 = tmp_path / "quiet.mp3"
+    sf.write(mp3, quiet.T, RATE, format="MP3", compression_level=(320 - 128) / 288, bitrate_mode="CONSTANT")
+    args = [mp3]
+    if shutil.which("ffmpeg"):
+        noise = np.random.default_rng(5).standard_normal((2, 3 * RATE)).astype(np.float32) * 0.05
+        wav, opus = tmp_path / "n.wav", tmp_path / "low.opus"
+        sf.write(wav, noise.T, RATE)
+        subprocess.run(["ffmpeg", "-v", "error", "-i", wav, "-c:a", "libopus", "-b:a", "48k", opus], check=True)
+        args.append(opus)
+    result = run("inspect", *args)
+    assert result.exit_code == 0, result.output
+    assert "quiet.mp3: restoration likely to help: bandwidth 16." in result.stdout
+    if len(args) == 2:
+        assert "low.opus: restoration likely to help: full band (20." in result.stdout

@@ -18,23 +18,32 @@ floor. :func:`estimate_bandwidth` finds it from the long-term average spectrum:
 2. **Long-term spectrum.** Per bin, the 95th percentile over frames of the power in
    dB, so content that is present in one frame in twenty (cymbals, consonants)
    counts; then a running median over 9 bins (about 100 Hz) removes isolated tones.
-3. **Noise floor.** ``floor_db`` is the 10th percentile of that spectrum over the top
-   of the band: the 1.5 kHz (at most a tenth of the band) just below 99 % of Nyquist;
-   but never below -120 dB (per bin of about 11 Hz, 0 dB being a full-scale sine's
-   peak bin near -6 dB), about 10 dB above 16-bit quantisation noise. Without that
-   limit a resampler's stopband (a 16-bit 48 kHz file resampled to 44.1 kHz) would be
-   taken for the floor, and the 16-bit noise above an MP3's cut-off for content.
-   Audio whose spectrum never rises 20 dB above -120 dB counts as silent.
+3. **Noise floor, relative to the file's own level.** ``own`` is the file's own level:
+   the median of that spectrum between 1 and 6 kHz, where all music has content.
+   ``floor_db`` is the 10th percentile of the spectrum over the top of the band: the
+   1.5 kHz (at most a tenth of the band) just below 99 % of Nyquist; but never below
+   ``own - 70 dB``, capped to between -140 and -120 dB (per bin of about 11 Hz, 0 dB
+   being a full-scale sine's peak bin near -6 dB). For music at a normal level that
+   limit is -120 dB, about 10 dB above 16-bit quantisation noise (about -131 dB here);
+   without it a resampler's stopband (a 16-bit 48 kHz file resampled to 44.1 kHz) would
+   be taken for the floor, and the 16-bit noise above an MP3's cut-off for content. For
+   quiet music the limit follows the music down, to at most -140 dB (still 9 dB clear of
+   16-bit noise), so a quiet file's top octave, 100 dB or more below full scale, still
+   counts as content and its encoder's cliff is found: an absolute limit took a
+   128 kbps MP3 at -30 dBFS for full band. Audio whose spectrum never rises above
+   -150 dB counts as silent.
 4. **Content, with hysteresis.** A bin holds content when it is at least 20 dB above
    the floor; runs of content narrower than 300 Hz are dropped (a tone or a narrow
    spur above a lowpass does not count). Scanning from the top down, the highest
    remaining content bin ends the band, so a notch or dip *below* the cut-off cannot
    fool the estimate. The edge is then placed where the spectrum first reaches
    ``content_db - 30 dB`` (and at least 10 dB above the floor) from that bin downwards,
-   where ``content_db`` is the median level 1 to 2.5 kHz below it; this is the
+   where ``content_db`` is the median level 0.5 to 1.5 kHz below it; this is the
    frequency at which the encoder's filter has taken 30 dB off, independent of how
    deep the floor beneath it is (a decoded MP3's is around -150 dB, a 16-bit
-   transcode's around -130 dB).
+   transcode's around -130 dB). The reference lies close to the edge so that music
+   whose own spectrum falls steeply towards 20 kHz is not cut early: measured 1 to
+   2.5 kHz below, a 320 kbps file reaching 19.9 kHz was reported cut at 18.5 kHz.
 5. **Sharp or gradual.** ``sharp`` is true when the level 1 to 2 kHz above the edge is
    at least 25 dB below the level in the 1 kHz under it: the cliff an encoder's lowpass
    leaves. Without a cliff, if the floor is less than 45 dB below the median level
@@ -116,6 +125,39 @@ MP3_LOWPASS_HZ: dict[int, int] = {
     320: 20500,
 }
 
+#: AAC-LC lowpass (Hz) by stereo bitrate (kbps) for the two encoders most files come
+#: from. Fraunhofer's FDK AAC (libfdk_aac, Android): ``bandWidthTable`` in
+#: libAACenc/src/bandwidth.cpp, per-channel rate -> bandwidth for two or more channels,
+#: linearly interpolated there (12 kbps/ch: 6400 Hz, 20: 9640, 28: 13050, 40: 14260, 56: 15500,
+#: 72: 16120, 96 and up: 17000); shown here at stereo rates. FFmpeg's own ``aac``
+#: encoder (5.1): measured by encoding full-band music at 44.1 kHz stereo and reading
+#: the cliff back with :func:`estimate_bandwidth` (its formula, AAC_CUTOFF_FROM_BITRATE
+#: in libavcodec/psymodel.h, is then rounded up to a scale-factor band edge); from
+#: 256 kbps it keeps the full band. Apple's encoder (iTunes) cuts 128 kbps at about
+#: 16 kHz. HE-AAC (SBR) instead rebuilds the top octave from a few parameters: its
+#: files reach 16-20 kHz at any bitrate.
+AAC_LOWPASS_HZ: dict[str, dict[int, int]] = {
+    "FDK AAC": {24: 6400, 32: 8020, 40: 9640, 48: 11345, 56: 13050, 64: 13453, 80: 14260, 96: 14880, 112: 15500,
+                128: 15810, 144: 16120, 160: 16413, 192: 17000, 256: 17000, 320: 17000},
+    "FFmpeg": {32: 3850, 48: 7640, 64: 12460, 96: 15900, 128: 17280, 160: 17970, 192: 19350},
+}  # fmt: skip
+
+#: Opus (libopus 1.x) codes one of five audio bandwidths: narrowband 4 kHz, mediumband
+#: 6, wideband 8, super-wideband 12, fullband 20 kHz (RFC 6716, section 2). For music
+#: the encoder switches to fullband at about 12 kbps (``stereo_music_bandwidth_thresholds``
+#: in src/opus_encoder.c: SWB<->FB at 12000 bit/s, 2000 hysteresis), so an Opus file
+#: reaches 20 kHz at every bitrate people use. At low bitrates CELT keeps that band by
+#: coding only each band's energy and folding the fine structure from lower bands
+#: ("spectral folding", RFC 6716 section 4.3.4.4): the top octave is there, but rebuilt.
+OPUS_BANDWIDTH_HZ: dict[str, int] = {"NB": 4000, "MB": 6000, "WB": 8000, "SWB": 12000, "FB": 20000}
+
+#: Below this bitrate per channel (80 kbit/s stereo) an Opus file's high bands are
+#: mostly rebuilt rather than coded: Xiph recommends 64-128 kbit/s for stereo music and
+#: finds 96-128 kbit/s transparent for most listeners
+#: (https://wiki.xiph.org/Opus_Recommended_Settings). The bitrate compared is the
+#: file's average, which libopus VBR keeps a little under the one asked for.
+OPUS_TRANSPARENT_KBPS_PER_CHANNEL = 40
+
 #: A bandwidth at or above this is "full band" for music: nothing much for Apollo to add.
 FULL_BAND_HZ = 19500.0
 
@@ -131,7 +173,12 @@ _EDGE_DROP_DB = 30.0
 _CLIFF_DB = 25.0
 _GRADUAL_DB = 6.0
 _DEEP_FLOOR_DB = 45.0
-_LOWEST_FLOOR_DB = -120.0
+_LOWEST_FLOOR_DB = -120.0  # the floor's lower limit for music at a normal level
+_FLOOR_BELOW_OWN_DB = 70.0  # ... which follows quieter music down, this far below its own level
+_QUIET_FLOOR_DB = -140.0  # ... but no further: 16-bit noise sits near -131 dB
+_SILENT_DB = -150.0
+_REFERENCE_FAR_HZ = 1500.0  # content_db is measured this far to this near below the last content
+_REFERENCE_NEAR_HZ = 500.0
 _TINY = 1e-20  # power floor before taking dB: -200 dB
 
 # Metric settings.
@@ -221,12 +268,15 @@ def estimate_bandwidth(samples: np.ndarray, sample_rate: int) -> Bandwidth:
     bin_hz = freqs[1]
     nyquist = sample_rate / 2
     peak = float(level.max())
-    if peak < _LOWEST_FLOOR_DB + _CONTENT_DB:
+    if peak < _SILENT_DB:
         return Bandwidth(0.0, sample_rate, False, peak, peak, silent=True)
 
+    mid = (freqs >= 1000) & (freqs <= min(6000.0, nyquist / 2))
+    own_db = float(np.median(level[mid]))  # the file's own level
     top = 0.99 * nyquist
     region = (freqs >= top - min(_FLOOR_BAND_HZ, 0.1 * nyquist)) & (freqs <= top)
-    floor = max(float(np.percentile(level[region], 10)), _LOWEST_FLOOR_DB)
+    lowest = min(_LOWEST_FLOOR_DB, max(own_db - _FLOOR_BELOW_OWN_DB, _QUIET_FLOOR_DB))
+    floor = max(float(np.percentile(level[region], 10)), lowest)
 
     content = _drop_short_runs(level >= floor + _CONTENT_DB, int(round(_MIN_RUN_HZ / bin_hz)))
     if not content.any():
@@ -234,7 +284,7 @@ def estimate_bandwidth(samples: np.ndarray, sample_rate: int) -> Bandwidth:
         return Bandwidth(float(nyquist), sample_rate, False, floor, floor)
     last = int(np.flatnonzero(content)[-1])
 
-    below = (freqs >= freqs[last] - 2500) & (freqs <= freqs[last] - 1000)
+    below = (freqs >= freqs[last] - _REFERENCE_FAR_HZ) & (freqs <= freqs[last] - _REFERENCE_NEAR_HZ)
     reference = level[below] if below.any() else level[: last + 1]
     content_db = float(np.median(reference))
     threshold = max(content_db - _EDGE_DROP_DB, floor + _CONTENT_DB / 2)
@@ -251,8 +301,7 @@ def estimate_bandwidth(samples: np.ndarray, sample_rate: int) -> Bandwidth:
     above_level = float(np.median(level[over])) if over.sum() >= 3 else floor
     sharp = hz < top - 1000 and float(np.median(level[under])) - above_level >= _CLIFF_DB
     if not sharp:
-        mid = (freqs >= 1000) & (freqs <= min(6000.0, nyquist / 2))
-        if float(np.median(level[mid])) - floor < _DEEP_FLOOR_DB:
+        if own_db - floor < _DEEP_FLOOR_DB:
             # The top of the band is weak content, not a floor: full band.
             return Bandwidth(float(nyquist), sample_rate, False, floor, floor)
         # A roll-off into a real floor: the band ends where the spectrum last clears it.
@@ -361,7 +410,7 @@ class CodecInfo:
         parts = [self.codec or self.container or "unknown"]
         if self.codec == "PCM" and self.container:
             parts = [self.container]
-        if self.codec in ("AAC", "ALAC") and self.container and self.container != self.codec:
+        if self.codec in ("AAC", "HE-AAC", "HE-AACv2", "ALAC") and self.container and self.container != self.codec:
             parts = [f"{self.codec} ({self.container})"]
         if self.sample_format:
             parts.append(self.sample_format)
@@ -398,9 +447,9 @@ def probe_codec(path: str | os.PathLike[str]) -> CodecInfo:
 
     facts: dict[str, Any] = {}
     try:
-        import mutagen
+        from .tags import open_by_content
 
-        tagged = mutagen.File(os.fspath(p))
+        tagged = open_by_content(p)  # by content: a FLAC named .mp3 is a FLAC
     except Exception:  # mutagen raises its own errors, and OSError, on foreign files
         tagged = None
     if tagged is not None:
@@ -412,7 +461,10 @@ def probe_codec(path: str | os.PathLike[str]) -> CodecInfo:
             container = "MP4"
             name = str(getattr(minfo, "codec", "") or "")
             if name.startswith("mp4a"):
-                codec, lossless = "AAC", False
+                # Object types 5 (SBR) and 29 (SBR + parametric stereo) are HE-AAC.
+                profile = name.rpartition(".")[2]
+                codec = {"5": "HE-AAC", "29": "HE-AACv2"}.get(profile, "AAC")
+                lossless = False
             elif name == "alac":
                 codec, lossless = "ALAC", True
                 bits = getattr(minfo, "bits_per_sample", 0)
@@ -498,8 +550,15 @@ def _typical(hz: float) -> str:
     return f"typical of a {span} kbps MP3"
 
 
-def judge(codec: CodecInfo, bandwidth: Bandwidth) -> Verdict:
-    """The verdict ``apollo inspect`` prints for a file with these codec facts and bandwidth."""
+def judge(codec: CodecInfo, bandwidth: Bandwidth, channels: int = 2) -> Verdict:
+    """The verdict ``apollo inspect`` prints for a file with these codec facts and bandwidth.
+
+    The measured bandwidth decides, read against what the codec is known to do at its
+    bitrate (:data:`MP3_LOWPASS_HZ`, :data:`AAC_LOWPASS_HZ`, :data:`OPUS_BANDWIDTH_HZ`):
+    a low-bitrate Opus or HE-AAC file reaches 20 kHz with a rebuilt top octave, and a
+    file too quiet at the top to show its encoder's cut is judged by that encoder's
+    known cut. ``channels`` turns an Opus bitrate into a bitrate per channel.
+    """
     bw = f"{bandwidth.hz / 1000:.1f} kHz"
     if bandwidth.silent:
         return Verdict(None, "silent: nothing to restore")
@@ -510,6 +569,28 @@ def judge(codec: CodecInfo, bandwidth: Bandwidth) -> Verdict:
             f"{bandwidth.sample_rate / 1000:g} kHz sample rate",
         )
     if bandwidth.full_band:
+        kbps = codec.bitrate_kbps or 0.0
+        if codec.codec == "Opus" and 0 < kbps / max(channels, 1) < OPUS_TRANSPARENT_KBPS_PER_CHANNEL:
+            return Verdict(
+                True,
+                f"restoration likely to help: full band ({bw}), but {_codec_phrase(codec)} codes little "
+                "more than the energy of its highest bands and folds their detail from lower ones",
+            )
+        if codec.codec in ("HE-AAC", "HE-AACv2"):
+            return Verdict(
+                True,
+                f"restoration likely to help: full band ({bw}), but {_codec_phrase(codec)} rebuilds "
+                "its top octave from a few parameters (spectral band replication)",
+            )
+        expected = expected_lowpass_hz(codec)
+        if expected is not None and expected < FULL_BAND_HZ - 500 and not bandwidth.sharp:
+            # No cliff in sight, yet this encoder cuts well below: the top of the file is
+            # too quiet to show it. The codec facts are the better guide.
+            return Verdict(
+                True,
+                f"restoration likely to help: {_codec_phrase(codec)} cuts at about {expected / 1000:.1f} kHz, "
+                f"though this file is too quiet at the top to show it ({bw} measured)",
+            )
         extra = "" if codec.lossless is not False else f", {_codec_phrase(codec)}"
         return Verdict(False, f"already full band ({bw}{extra}): little to gain")
     if codec.lossless:
@@ -525,15 +606,57 @@ def judge(codec: CodecInfo, bandwidth: Bandwidth) -> Verdict:
             "recording itself rather than a transcode; restoration may add little",
         )
     lame_default = MP3_LOWPASS_HZ.get(round(codec.bitrate_kbps or 0))
+    aac = aac_lowpass_range(codec.bitrate_kbps) if codec.codec == "AAC" else None
+    opus_mode = next((name for name, hz in OPUS_BANDWIDTH_HZ.items() if abs(hz - bandwidth.hz) <= 600), None)
     if codec.codec == "MP3" and codec.lowpass_hz:
         source = f"{_codec_phrase(codec)} (encoder lowpass {codec.lowpass_hz / 1000:.1f} kHz)"
     elif codec.codec == "MP3" and lame_default and codec.bitrate_mode in (None, "CBR"):
         source = f"{_codec_phrase(codec)} (LAME's usual lowpass at that bitrate: {lame_default / 1000:.1f} kHz)"
+    elif aac is not None:
+        low, high = (f"{hz / 1000:.1f}" for hz in aac)
+        span = low if low == high else f"{low}–{high}"
+        source = f"{_codec_phrase(codec)} (AAC encoders cut at {span} kHz at that bitrate)"
+    elif codec.codec == "Opus" and opus_mode is not None and opus_mode != "FB":
+        source = f"{_codec_phrase(codec)} (coded in Opus's {opus_mode} mode, {OPUS_BANDWIDTH_HZ[opus_mode] / 1000:g} kHz)"
+    elif codec.codec == "Opus":
+        source = f"{_codec_phrase(codec)} (Opus itself reaches 20 kHz: an earlier lossy source, {_typical(bandwidth.hz)})"
     elif codec.codec:
         source = f"{_codec_phrase(codec)} ({_typical(bandwidth.hz)})"
     else:
         source = _typical(bandwidth.hz)
     return Verdict(True, f"restoration likely to help: bandwidth {bw}, {source}")
+
+
+def aac_lowpass_range(kbps: float | None) -> tuple[float, float] | None:
+    """The lowest and highest AAC-LC lowpass (Hz) of :data:`AAC_LOWPASS_HZ`'s encoders at ``kbps`` (stereo).
+
+    Each encoder's table is interpolated linearly; an encoder whose table ends below
+    ``kbps`` keeps the full band there and is left out. None without a bitrate, or
+    when no encoder cuts at that bitrate.
+    """
+    if not kbps:
+        return None
+    cuts = []
+    for table in AAC_LOWPASS_HZ.values():
+        rates = sorted(table)
+        if kbps > rates[-1] * 1.1:
+            continue  # this encoder keeps the full band at such rates
+        cuts.append(float(np.interp(kbps, rates, [table[r] for r in rates])))
+    return (min(cuts), max(cuts)) if cuts else None
+
+
+def expected_lowpass_hz(codec: CodecInfo) -> float | None:
+    """The lowpass this file's encoder is known to apply at its bitrate, if the facts say."""
+    if codec.codec == "MP3":
+        if codec.lowpass_hz:
+            return codec.lowpass_hz
+        if codec.bitrate_mode in (None, "CBR") and codec.bitrate_kbps:
+            return MP3_LOWPASS_HZ.get(round(codec.bitrate_kbps))
+        return None
+    if codec.codec == "AAC":
+        found = aac_lowpass_range(codec.bitrate_kbps)
+        return found[1] if found else None
+    return None
 
 
 def _codec_phrase(codec: CodecInfo) -> str:
@@ -602,7 +725,7 @@ def inspect_file(path: str | os.PathLike[str]) -> FileReport:
         channels=decoded.channels,
         duration=decoded.duration,
         bandwidth=bandwidth,
-        verdict=judge(codec, bandwidth),
+        verdict=judge(codec, bandwidth, decoded.channels),
     )
 
 

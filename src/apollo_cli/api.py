@@ -27,6 +27,7 @@ from .inference import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CHUNK_SECONDS,
     ProgressCallback,
+    restore_stream,
     restore_waveform,
 )
 from .model import Apollo, config_from_state_dict
@@ -151,38 +152,72 @@ def restore_file(
     precision: str = "fp32",
     compile: bool = False,
     progress: ProgressCallback | None = None,
-    on_decoded: Callable[[audio.DecodedAudio], None] | None = None,
     carry_tags: bool = True,
 ) -> RestoreResult:
     """Decode ``input_path``, restore it and write WAV or FLAC to ``output_path``.
 
     Everything that can be checked before inference is checked first (output
-    format and bit depth, an existing output, output equal to input), so a bad
-    option fails in a second rather than after minutes of work. The output appears
-    only when complete. ``on_decoded`` is called once the input is decoded (the
-    CLI uses it to size its progress bar). With ``carry_tags`` the input's tags and
+    format and bit depth, an existing output, output equal to input, the input's
+    readability and channel count), so a bad option fails in a second rather than
+    after minutes of work. The file is decoded, restored and written a block at a
+    time, so memory does not grow with its length; the output appears only when
+    complete. ``progress(done, total)`` counts samples at the model's rate, ``total``
+    being the length the input announces. With ``carry_tags`` the input's tags and
     pictures are copied into the output (see :mod:`apollo_cli.tags`); what cannot be
     carried is listed in ``tag_warnings`` and never fails the restore.
     """
     source = Path(input_path)
     target = Path(output_path) if output_path is not None else default_output_path(source)
-    depth = audio.check_output(target, bit_depth=bit_depth, overwrite=overwrite)
+    audio.check_output(target, bit_depth=bit_depth, overwrite=overwrite)
     if source.exists() and _same_file(source, target):
         raise OutputError(f"output {target} is the input file; choose another output path")
     started = time.perf_counter()
-    decoded = audio.load_audio(source)
-    if on_decoded is not None:
-        on_decoded(decoded)
-    restored = restore(
-        model, decoded.samples, decoded.sample_rate,
-        chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, compile=compile,
-        progress=progress,
-    )
-    carried = tags.read_tags(source) if carry_tags else tags.Tags()
-    return write_restored(
-        source, target, restored, model.config.sample_rate, carried,
-        bit_depth=depth, overwrite=overwrite, started=started,
-    )
+    with audio.open_audio(source) as opened:
+        audio.check_channels(target, opened.channels)
+        carried = tags.read_tags(source) if carry_tags else tags.Tags()
+        return restore_source(
+            model, opened, target, carried, bit_depth=bit_depth, overwrite=overwrite, started=started,
+            chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, compile=compile,
+            progress=progress,
+        )  # fmt: skip
+
+
+def restore_source(
+    model: Apollo,
+    source: audio.AudioSource,
+    target: Path,
+    carried: tags.Tags,
+    *,
+    bit_depth: int | None,
+    overwrite: bool,
+    started: float,
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    batch_size: int | None = DEFAULT_BATCH_SIZE,
+    precision: str = "fp32",
+    compile: bool = False,
+    progress: ProgressCallback | None = None,
+    finalize: Callable[[Path], None] | None = None,
+) -> RestoreResult:
+    """Stream an opened input through the model into ``target`` (atomically), with its tags.
+
+    The streaming core that :func:`restore_file` and ``apollo batch`` (for long files)
+    share: decode, resample, restore and write one block at a time. ``started`` is the
+    ``time.perf_counter()`` at which work on the file began; ``finalize`` runs on the
+    finished temporary file after the tags are added.
+    """
+    rate = model.config.sample_rate
+    expected = round(source.frames * rate / source.sample_rate) if source.frames else None
+    blocks = audio.resampled(source.blocks(), source.sample_rate, rate, source.channels)
+    with audio.open_output(
+        target, source.channels, rate, bit_depth=bit_depth, overwrite=overwrite, expected_frames=expected
+    ) as writer:
+        restore_stream(
+            model, (torch.from_numpy(block) for block in blocks), lambda core: writer.write(core.numpy()),
+            channels=source.channels, total=expected, name=str(source.path),
+            chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, compile=compile,
+            progress=progress,
+        )  # fmt: skip
+        return _commit(writer, source.path, carried, started, finalize)
 
 
 def write_restored(
@@ -199,28 +234,42 @@ def write_restored(
 ) -> RestoreResult:
     """Write restored ``(channels, samples)`` audio with the input's tags, atomically.
 
-    The part of a restore that :func:`restore_file` and ``apollo batch`` share.
-    ``started`` is the ``time.perf_counter()`` at which work on the file began;
-    ``finalize`` runs on the finished temporary file after the tags are added.
+    What ``apollo batch`` does with a file restored in memory. ``started`` is the
+    ``time.perf_counter()`` at which work on the file began; ``finalize`` runs on the
+    finished temporary file after the tags are added.
     """
+    with audio.open_output(
+        target, samples.shape[0], sample_rate, bit_depth=bit_depth, overwrite=overwrite, expected_frames=samples.shape[1]
+    ) as writer:
+        for start in range(0, samples.shape[1], audio.BLOCK_FRAMES):
+            writer.write(samples[:, start : start + audio.BLOCK_FRAMES])
+        return _commit(writer, source, carried, started, finalize)
+
+
+def _commit(
+    writer: audio.AudioWriter,
+    source: Path,
+    carried: tags.Tags,
+    started: float,
+    finalize: Callable[[Path], None] | None,
+) -> RestoreResult:
+    """Add the tags to a finished output, rename it into place and say what was written."""
     warnings = list(carried.warnings)
-    add_tags = tags.finalizer(carried, audio.output_format(target), samples.shape[-1], warnings)
+    add_tags = tags.finalizer(carried, writer.format, writer.frames, warnings)
 
     def finish(tmp: Path) -> None:
         add_tags(tmp)
         if finalize is not None:
             finalize(tmp)
 
-    written = audio.write_audio(
-        target, samples, sample_rate, bit_depth=bit_depth, overwrite=overwrite, finalize=finish
-    )
+    written = writer.commit(finish)
     return RestoreResult(
         input=source,
         output=written.path,
-        duration=samples.shape[-1] / sample_rate,
+        duration=written.frames / written.sample_rate,
         elapsed=time.perf_counter() - started,
         sample_rate=written.sample_rate,
-        channels=samples.shape[0],
+        channels=writer.channels,
         format=written.format,
         bit_depth=written.bit_depth,
         clipped_samples=written.clipped_samples,

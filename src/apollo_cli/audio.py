@@ -1,66 +1,43 @@
-"""Decode input audio, resample it, and write results safely.
+"""Resample audio, and write results safely, whole or a block at a time.
 
-Everything here works on float32 arrays shaped ``(channels, frames)``. Decoding goes
-through libsndfile (via soundfile) for WAV, FLAC, OGG, MP3 and AIFF, and falls back to
-ffmpeg for every other container (M4A/AAC, Opus, WMA, WebM, ...). Writing is atomic:
-a reader never sees a half-written output file.
+Everything here works on float32 arrays shaped ``(channels, frames)``. Reading lives in
+:mod:`apollo_cli.decoding` (re-exported here). Writing is atomic: a reader never sees a
+half-written output file, and :class:`AudioWriter` writes a result block by block into
+a hidden temporary file beside its target, so no output is ever held whole in memory.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
+import errno
 import os
 import secrets
 import shutil
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 import numpy as np
 import soundfile as sf
 import soxr
-from mutagen import MutagenError
-from mutagen.mp3 import MP3
 
-from .errors import InputError, MissingDependencyError, OutputError
+from .decoding import (  # noqa: F401 - re-exported: the audio module's public reading API
+    BLOCK_FRAMES,
+    FFMPEG_INSTALL_HINT,
+    AudioSource,
+    DecodedAudio,
+    find_ffmpeg,
+    load_audio,
+    native_stderr_silenced,
+    one_line,
+    open_audio,
+)
+from .errors import OutputError
 
 MODEL_SAMPLE_RATE = 44100
 
-# Extensions libsndfile decodes itself; when it rejects one of these, the file is bad
-# rather than merely in need of ffmpeg.
-_SOUNDFILE_SUFFIXES = frozenset(
-    {".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc"}
-)
 _OUTPUT_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 _BIT_DEPTHS = {"WAV": (16, 24, 32), "FLAC": (16, 24)}
-_FFMPEG_INSTALL_HINT = (
-    "install it with 'apt-get install ffmpeg', 'brew install ffmpeg' or from https://ffmpeg.org"
-)
-
-
-@dataclass(frozen=True)
-class DecodedAudio:
-    """Decoded audio: float32 ``samples`` shaped (channels, frames), C-contiguous."""
-
-    samples: np.ndarray
-    sample_rate: int
-
-    @property
-    def frames(self) -> int:
-        """Number of sample frames (samples per channel)."""
-        return int(self.samples.shape[1])
-
-    @property
-    def duration(self) -> float:
-        """Length in seconds."""
-        return self.frames / self.sample_rate
-
-    @property
-    def channels(self) -> int:
-        """Number of channels."""
-        return int(self.samples.shape[0])
 
 
 @dataclass(frozen=True)
@@ -73,179 +50,6 @@ class WriteResult:
     sample_rate: int
     bit_depth: int
     format: str
-
-
-class _NeedsFfmpeg(Exception):
-    """libsndfile cannot decode a file (completely); ``str()`` says why."""
-
-    def __init__(self, reason: str, *, unrecognised: bool) -> None:
-        super().__init__(reason)
-        self.unrecognised = unrecognised
-
-
-def find_ffmpeg() -> str | None:
-    """Path of the ffmpeg executable, or None; a function so tests can patch it."""
-    return shutil.which("ffmpeg")
-
-
-# --------------------------------------------------------------------------- decoding
-
-
-def load_audio(path: str | os.PathLike[str]) -> DecodedAudio:
-    """Decode an audio file to float32 ``(channels, frames)`` at its own sample rate.
-
-    Raises InputError when the file is missing, empty, not audio, truncated or holds
-    non-finite samples, and MissingDependencyError when it needs ffmpeg and ffmpeg is
-    not installed.
-    """
-    p = Path(path)
-    _check_readable(p)
-    try:
-        frames_first, rate = _decode_with_soundfile(p)
-    except _NeedsFfmpeg as why:
-        ffmpeg = find_ffmpeg()
-        if ffmpeg is None:
-            if why.unrecognised and p.suffix.lower() in _SOUNDFILE_SUFFIXES:
-                raise InputError(
-                    f"cannot read {p}: it is not audio or is corrupt ({why}); "
-                    "check the file or re-export it"
-                ) from None
-            raise MissingDependencyError(
-                f"ffmpeg is needed to decode {p} ({why}); {_FFMPEG_INSTALL_HINT}"
-            ) from None
-        frames_first, rate = _decode_with_ffmpeg(p, ffmpeg)
-
-    if frames_first.shape[0] == 0:
-        raise InputError(f"{p} contains no audio (0 frames); choose a file with sound in it")
-    bad = frames_first.size - int(np.count_nonzero(np.isfinite(frames_first)))
-    if bad:
-        raise InputError(
-            f"{p} contains {bad} NaN or infinite samples; re-export it from its source"
-        )
-    return DecodedAudio(np.ascontiguousarray(frames_first.T), int(rate))
-
-
-def _check_readable(p: Path) -> None:
-    """Fail early, with a clear message, on paths that cannot hold audio."""
-    if not p.exists():
-        raise InputError(f"input file {p} does not exist; check the path")
-    if p.is_dir():
-        raise InputError(f"{p} is a directory, not an audio file; pass a file inside it")
-    try:
-        with p.open("rb") as fh:
-            empty = not fh.read(1)
-    except OSError as exc:
-        raise InputError(f"cannot read {p}: {exc.strerror or exc}; check its permissions") from None
-    if empty:
-        raise InputError(f"{p} is empty (0 bytes); re-download or re-export it")
-
-
-def _decode_with_soundfile(p: Path) -> tuple[np.ndarray, int]:
-    """Decode with libsndfile; returns (frames, channels) float32 and the rate."""
-    with _native_stderr_silenced():
-        try:
-            f = sf.SoundFile(p)
-        except (sf.LibsndfileError, RuntimeError):
-            # libsndfile's own message here is often misleading ("not a regular file").
-            raise _NeedsFfmpeg(
-                "libsndfile does not recognise its format", unrecognised=True
-            ) from None
-        with f:
-            if f.format == "MP3" and not _mp3_has_length_header(p):
-                # Without a Xing/Info frame libmpg123 guesses the length from the first
-                # frame's bitrate, and libsndfile silently stops reading there: a VBR file
-                # comes back cut short. ffmpeg decodes to the real end of the stream.
-                raise _NeedsFfmpeg(
-                    "it is an MP3 without a Xing/Info length header", unrecognised=False
-                )
-            announced, rate = f.frames, f.samplerate
-            try:
-                data = f.read(dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError) as exc:
-                raise InputError(
-                    f"{p} is corrupt or truncated ({_one_line(str(exc))}); "
-                    "re-download or re-export it"
-                ) from None
-    # A truncated MP3 opens fine and announces its full length (from the Xing header)
-    # but decoding just stops early, with no error: the short read is the only sign.
-    if len(data) < announced:
-        raise InputError(
-            f"{p} is truncated or corrupt: only {len(data) / rate:.2f} s of the "
-            f"{announced / rate:.2f} s it announces could be decoded; re-download or re-export it"
-        )
-    return data, rate
-
-
-def _mp3_has_length_header(p: Path) -> bool:
-    """Whether the MP3 starts with a Xing/Info frame, where libmpg123 reads its length from."""
-    try:
-        offset = MP3(p).info.frame_offset
-        with p.open("rb") as fh:
-            fh.seek(offset)
-            head = fh.read(64)  # the tag sits 13-38 bytes into the frame
-    except (MutagenError, OSError, AttributeError):
-        return False
-    return b"Xing" in head or b"Info" in head
-
-
-def _decode_with_ffmpeg(p: Path, ffmpeg: str) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream with ffmpeg to float32, keeping its rate and channels."""
-    # "file:" stops ffmpeg reading names like "concat:a|b" or "http:x" as protocols; a
-    # float WAV on stdout carries rate and channel layout with the full-precision samples.
-    url = f"file:{p.resolve()}"
-    cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", url,
-           "-map", "0:a:0", "-c:a", "pcm_f32le", "-f", "wav", "-"]  # fmt: skip
-    try:
-        # A session of its own, so a Ctrl-C at the terminal reaches only us: we stop
-        # ffmpeg when we stop (subprocess.run kills it on KeyboardInterrupt), and a
-        # batch finishing a decode after Ctrl-C does not see a killed ffmpeg as a bad file.
-        proc = subprocess.run(cmd, capture_output=True, check=False, start_new_session=True)
-    except OSError as exc:
-        raise MissingDependencyError(
-            f"cannot run ffmpeg ({ffmpeg}) to decode {p}: {exc.strerror or exc}; "
-            f"{_FFMPEG_INSTALL_HINT}"
-        ) from None
-    if proc.returncode == 0:
-        try:
-            return sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            detail = f"unreadable output: {_one_line(str(exc))}"
-    else:
-        message = _one_line(proc.stderr.decode("utf-8", "replace")).replace(f"{url}: ", "")
-        detail = message or f"exit status {proc.returncode}"
-    raise InputError(
-        f"cannot decode {p}: it is not audio or is corrupt (ffmpeg: {detail}); check the file"
-    )
-
-
-def _one_line(text: str) -> str:
-    """The last non-empty line of a tool's message, so errors stay one line."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null for the duration.
-
-    libmpg123 (inside libsndfile) prints resync notes and warnings straight to fd 2
-    on damaged MP3s; our InputError already says what is wrong, in one line.
-    """
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all (daemonised): nothing to silence
-        yield
-        return
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, 2)
-        finally:
-            os.close(devnull)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 # ------------------------------------------------------------------------- resampling
@@ -264,6 +68,27 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     frames_first = np.ascontiguousarray(samples.T, dtype=np.float32)
     out = soxr.resample(frames_first, from_rate, to_rate, quality="HQ")
     return np.ascontiguousarray(out.reshape(out.shape[0], -1).T, dtype=np.float32)
+
+
+def resampled(blocks: Iterable[np.ndarray], from_rate: int, to_rate: int, channels: int) -> Iterator[np.ndarray]:
+    """Resample a stream of float32 ``(channels, n)`` blocks with soxr's HQ filter.
+
+    Block by block through soxr's stream API, whose output equals :func:`resample` on the
+    whole signal exactly; the blocks are passed through untouched when the rates are equal.
+    """
+    if from_rate <= 0 or to_rate <= 0:
+        raise ValueError(f"sample rates must be positive, got {from_rate} -> {to_rate}")
+    if from_rate == to_rate:
+        yield from blocks
+        return
+    stream = soxr.ResampleStream(from_rate, to_rate, channels, dtype="float32", quality="HQ")
+    for block in blocks:
+        out = stream.resample_chunk(np.ascontiguousarray(block.T), last=False)
+        if len(out):
+            yield np.ascontiguousarray(out.reshape(len(out), -1).T)
+    out = stream.resample_chunk(np.zeros((0, channels), np.float32), last=True)
+    if len(out):
+        yield np.ascontiguousarray(out.reshape(len(out), -1).T)
 
 
 # ---------------------------------------------------------------------------- writing
@@ -297,6 +122,17 @@ def check_output(
     Returns the bit depth to write with.
     """
     target = Path(path)
+    # A folder where a file is wanted (before the format: "no extension" would mislead).
+    # ``Path`` drops a trailing separator, so look at the text as given.
+    text = os.fspath(path)
+    folder = "it is a directory" if target.is_dir() else None
+    if folder is None and text.endswith(tuple(s for s in (os.sep, os.altsep) if s)):
+        folder = f"a path ending in '{text[-1]}' names a folder"
+    if folder is not None:
+        raise OutputError(
+            f"cannot write {text}: {folder}, not a file; give an output file name "
+            f"such as {target / 'song.flac'} (for a folder of files use apollo batch)"
+        )
     fmt = output_format(target)
     bits = default_bit_depth(fmt) if bit_depth is None else bit_depth
     if bits not in _BIT_DEPTHS[fmt]:
@@ -308,6 +144,159 @@ def check_output(
         )
     _check_writable(target, overwrite)
     return bits
+
+
+class NoSpaceError(OutputError):
+    """The output's file system is full: every later file would fail the same way."""
+
+
+class AudioWriter:
+    """A WAV or FLAC result written block by block into a hidden temporary file beside it.
+
+    Open with :func:`open_output`; :meth:`write` float ``(channels, n)`` blocks in order,
+    then :meth:`commit` renames the finished file into place (after ``finalize``, which
+    adds tags, has run on it). Leaving the ``with`` block without committing removes the
+    temporary file, so an output exists whole or not at all.
+
+    A plain WAV header cannot state more than 4 GiB of data (about 3 h 23 min of 32-bit
+    float stereo); beyond that readers would see a short file. So a WAV whose
+    ``expected_frames`` do not fit, or whose length is unknown, is written as RF64,
+    which libsndfile turns back into a (WAVE_FORMAT_EXTENSIBLE) WAV when the data
+    turns out to fit; and a plain WAV refuses data beyond the limit rather than
+    write a file that reads back short.
+    """
+
+    def __init__(
+        self, target: Path, channels: int, sample_rate: int, bits: int, fmt: str, expected_frames: int | None = None
+    ) -> None:
+        self.target = target
+        self.channels = channels
+        self.sample_rate = sample_rate
+        self.bits = bits
+        self.format = fmt
+        self.frames = 0
+        self.clipped = 0
+        self.tmp = create_temp_beside(target)
+        subtype = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}[bits]
+        frame_bytes = channels * bits // 8
+        self._limit = _WAV_DATA_LIMIT // frame_bytes if fmt == "WAV" else None
+        try:
+            if fmt == "WAV" and (expected_frames is None or expected_frames > self._limit):  # type: ignore[operator]
+                self._limit = None
+                self._file = sf.SoundFile(self.tmp, "w", sample_rate, channels, subtype, format="RF64")
+                # SFC_RF64_AUTO_DOWNGRADE: a plain RIFF/WAV header whenever the data fits.
+                sf._snd.sf_command(self._file._file, _SFC_RF64_AUTO_DOWNGRADE, sf._ffi.NULL, 1)
+            else:
+                self._file = sf.SoundFile(self.tmp, "w", sample_rate, channels, subtype, format=fmt)
+        except BaseException as exc:
+            self.tmp.unlink(missing_ok=True)
+            if isinstance(exc, Exception):
+                raise self._output_error(exc) from None
+            raise
+        self._open = True
+
+    def write(self, samples: np.ndarray) -> None:
+        """Append float ``(channels, n)`` samples; integer depths are limited to full scale."""
+        if samples.ndim != 2 or samples.shape[0] != self.channels:
+            raise ValueError(f"expected ({self.channels}, frames) samples, got shape {samples.shape}")
+        if not np.isfinite(samples).all():
+            raise OutputError(
+                f"refusing to write {self.target}: the audio contains NaN or infinite samples; "
+                "this is a bug, please report it"
+            )
+        if self._limit is not None and self.frames + samples.shape[1] > self._limit:
+            raise OutputError(
+                f"cannot write {self.target}: the audio is longer than a WAV file can hold (4 GiB); "
+                "write FLAC (.flac) instead"
+            )
+        data, clipped = _to_file_samples(samples, self.bits)
+        try:
+            self._append(data)
+        except Exception as exc:
+            raise self._output_error(exc) from None
+        self.frames += samples.shape[1]
+        self.clipped += clipped
+
+    def _append(self, data: np.ndarray) -> None:
+        """Hand ``(frames, channels)`` file samples to libsndfile (one place to observe writes)."""
+        self._file.write(data)
+
+    def commit(self, finalize: Callable[[Path], None] | None = None) -> WriteResult:
+        """Close the file, run ``finalize`` on it, and rename it into place."""
+        try:
+            self._close()
+            if finalize is not None:
+                finalize(self.tmp)
+            os.replace(self.tmp, self.target)
+        except BaseException as exc:
+            self.discard()
+            if isinstance(exc, (OSError, sf.LibsndfileError, RuntimeError)):
+                raise self._output_error(exc) from None
+            raise
+        return WriteResult(self.target, self.clipped, self.frames, self.sample_rate, self.bits, self.format)
+
+    def discard(self) -> None:
+        """Abandon the output: close and remove the temporary file."""
+        try:
+            self._close()
+        except Exception:  # noqa: BLE001 - the file is being thrown away
+            pass
+        self.tmp.unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        if self._open:
+            self._open = False
+            self._file.close()
+
+    def _output_error(self, exc: BaseException) -> OutputError:
+        """Say what went wrong writing, naming a full disk as such (libsndfile says "System error")."""
+        if isinstance(exc, OutputError):
+            return exc
+        if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or disk_full(self.target.parent):
+            return NoSpaceError(
+                f"cannot write {self.target}: no space left on device ({self.target.parent}); "
+                "free some space and run again"
+            )
+        detail = (exc.strerror or str(exc)) if isinstance(exc, OSError) else one_line(str(exc))
+        return OutputError(f"cannot write {self.target}: {detail}; check free space and permissions")
+
+    def __enter__(self) -> AudioWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._open or self.tmp.exists():
+            self.discard()
+
+
+def open_output(
+    path: str | os.PathLike[str],
+    channels: int,
+    sample_rate: int,
+    *,
+    bit_depth: int | None = None,
+    overwrite: bool = False,
+    expected_frames: int | None = None,
+) -> AudioWriter:
+    """Check ``path`` (see :func:`check_output`) and open an :class:`AudioWriter` for it.
+
+    ``expected_frames`` (None: unknown) lets a WAV that fits be written as a plain WAV.
+    """
+    target = Path(path)
+    fmt = output_format(target)
+    bits = check_output(target, bit_depth=bit_depth, overwrite=overwrite)
+    check_channels(target, channels)
+    return AudioWriter(target, channels, sample_rate, bits, fmt, expected_frames)
+
+
+def check_channels(path: str | os.PathLike[str], channels: int) -> None:
+    """Refuse a channel count the output format cannot hold (FLAC stops at 8)."""
+    if output_format(path) == "FLAC" and channels > 8:
+        raise OutputError(
+            f"cannot write {path}: FLAC holds at most 8 channels, this audio has {channels}; "
+            "write a .wav file instead"
+        )
 
 
 def write_audio(
@@ -329,45 +318,36 @@ def write_audio(
     before it is renamed into place (tags are added this way, so the file has them the
     moment it appears). If it raises, nothing is written and the exception propagates.
     """
-    target = Path(path)
-    fmt = output_format(target)
-    bits = check_output(target, bit_depth=bit_depth, overwrite=overwrite)
     if samples.ndim != 2:
         raise ValueError(f"samples must be shaped (channels, frames), got shape {samples.shape}")
-    if fmt == "FLAC" and samples.shape[0] > 8:
-        raise OutputError(
-            f"cannot write {target}: FLAC holds at most 8 channels, this audio has "
-            f"{samples.shape[0]}; write a .wav file instead"
-        )
-    if not np.isfinite(samples).all():
-        raise OutputError(
-            f"refusing to write {target}: the audio contains NaN or infinite samples; "
-            "this is a bug, please report it"
-        )
+    with open_output(
+        path, samples.shape[0], sample_rate, bit_depth=bit_depth, overwrite=overwrite, expected_frames=samples.shape[1]
+    ) as writer:
+        for start in range(0, samples.shape[1], _CONVERT_BLOCK):
+            writer.write(samples[:, start : start + _CONVERT_BLOCK])
+        return writer.commit(finalize)
 
-    data, clipped = _to_file_samples(samples, bits)
-    subtype = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}[bits]
-    tmp = _create_temp_beside(target)
+
+def disk_full(folder: Path, need: int = 1 << 20) -> bool:
+    """Whether ``folder``'s file system has less than ``need`` bytes free."""
     try:
-        sf.write(tmp, data, sample_rate, subtype=subtype, format=fmt)
-        if finalize is not None:
-            finalize(tmp)
-        os.replace(tmp, target)
-    except BaseException as exc:
-        # Including KeyboardInterrupt: never leave a partial file behind.
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, (OSError, sf.LibsndfileError, RuntimeError)):
-            raise OutputError(
-                f"cannot write {target}: {_one_line(str(exc))}; check free space and permissions"
-            ) from None
-        raise
-    return WriteResult(target, clipped, int(samples.shape[1]), int(sample_rate), bits, fmt)
+        return shutil.disk_usage(folder).free < need
+    except OSError:
+        return False
 
 
 def _check_writable(target: Path, overwrite: bool) -> None:
     """Refuse to clobber, and fail before any work when the directory is unusable."""
     parent = target.parent
     if not parent.is_dir():
+        # The nearest part of the path that exists: a file there ("file.wav/x.flac")
+        # is a mistake of its own, not a folder to create.
+        existing = next((p for p in parent.parents if p.exists()), None) if not parent.exists() else parent
+        if existing is not None and not existing.is_dir():
+            raise OutputError(
+                f"cannot write {target}: {existing} is a file, not a folder; "
+                "choose an output path inside a folder"
+            )
         raise OutputError(
             f"cannot write {target}: directory {parent} does not exist; "
             "create it or choose another output path"
@@ -383,7 +363,7 @@ def _check_writable(target: Path, overwrite: bool) -> None:
         raise OutputError(f"{target} already exists; pass --overwrite to replace it")
 
 
-def _create_temp_beside(target: Path) -> Path:
+def create_temp_beside(target: Path) -> Path:
     """Create an empty hidden temp file beside ``target``: os.replace needs one filesystem."""
     # O_EXCL with mode 0o666 (not mkstemp's 0o600) so the final file gets the usual
     # umask-derived permissions.
@@ -402,9 +382,7 @@ def _to_file_samples(samples: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
     """Convert (C, S) float audio to the (S, C) array soundfile writes, and count clipped samples.
 
     Integer PCM is quantised here rather than by libsndfile, which scales by 2**(n-1) - 1
-    on write but 2**(n-1) on read, and wraps values beyond full scale. The conversion
-    runs a block at a time into the result, so a long file costs one extra copy of
-    itself, not four.
+    on write but 2**(n-1) on read, and wraps values beyond full scale.
     """
     if bits == 32:
         return np.ascontiguousarray(samples.T, dtype=np.float32), 0
@@ -424,3 +402,8 @@ def _to_file_samples(samples: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
 
 
 _CONVERT_BLOCK = 1 << 16  # frames
+_SFC_RF64_AUTO_DOWNGRADE = 0x1210
+#: The most sample data a plain WAV holds: its 32-bit sizes, less room for the header
+#: and the tags that follow the data.
+_WAV_DATA_LIMIT = (1 << 32) - (16 << 20)
+

@@ -30,7 +30,6 @@ import hashlib
 import os
 import queue
 import re
-import shutil
 import signal
 import threading
 import time
@@ -706,12 +705,29 @@ _END = object()
 _POLL = 0.1
 
 
+#: Files up to this long (seconds, as announced) are decoded ahead of inference, in
+#: memory, so a fast device never waits for a decoder; longer ones (and files of unknown
+#: length) are streamed through the model by their worker, so memory stays bounded
+#: whatever their length (five minutes of stereo: 106 MB).
+PREFETCH_SECONDS = 300.0
+
+
 @dataclass
 class _Decoded:
     job: Job
     samples: np.ndarray
     tags: tags.Tags
     seconds: float  # time spent decoding
+
+
+@dataclass
+class _Opened:
+    """A long file, opened but not decoded: its worker streams it (see :data:`PREFETCH_SECONDS`)."""
+
+    job: Job
+    source: audio.AudioSource
+    tags: tags.Tags
+    seconds: float  # time spent opening
 
 
 @dataclass
@@ -960,20 +976,49 @@ class _Pipeline:
                     continue
                 began = time.perf_counter()
                 try:
-                    decoded = audio.load_audio(job.source)
-                    samples = audio.resample(decoded.samples, decoded.sample_rate, self.rate)
-                    del decoded  # keep only the resampled copy in memory
-                    carried = tags.read_tags(job.source) if self.carry_tags else tags.Tags()
+                    item = self._open(job, began)
                 except _RECOVERABLE as exc:
                     self._fail(job, exc)
                     continue
-                item = _Decoded(job, samples, carried, time.perf_counter() - began)
                 if not self._put(self.decoded, item, self.stop):
+                    if isinstance(item, _Opened):
+                        item.source.close()
                     return
         finally:
             for _ in self.models:
                 if not self._put(self.decoded, _END, self.stop):
                     break
+            self._drain_decoded()
+
+    def _open(self, job: Job, began: float) -> _Decoded | _Opened:
+        """Open one input (the cheap checks); decode it now if it is short enough."""
+        source = audio.open_audio(job.source)
+        handed_on = False
+        try:
+            audio.check_channels(job.output, source.channels)
+            carried = tags.read_tags(job.source) if self.carry_tags else tags.Tags()
+            if source.duration is None or source.duration > PREFETCH_SECONDS:
+                handed_on = True
+                return _Opened(job, source, carried, time.perf_counter() - began)
+            blocks = list(audio.resampled(source.blocks(), source.sample_rate, self.rate, source.channels))
+        finally:
+            if not handed_on:
+                source.close()
+        samples = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+        del blocks  # keep only the joined copy in memory
+        return _Decoded(job, samples, carried, time.perf_counter() - began)
+
+    def _drain_decoded(self) -> None:
+        """Close streams still waiting in the queue once no worker will take them."""
+        if not self.stop.is_set():
+            return
+        while True:
+            try:
+                item = self.decoded.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, _Opened):
+                item.source.close()
 
     def _infer(self, index: int, model: Apollo) -> None:
         try:
@@ -981,22 +1026,19 @@ class _Pipeline:
                 item = self._get(self.decoded)
                 if item is None or item is _END:
                     return
+                if isinstance(item, _Opened):
+                    self._stream(index, model, item)
+                    continue
                 assert isinstance(item, _Decoded)
                 job = item.job
                 seconds = item.samples.shape[-1] / self.rate
                 self._emit(FileStarted(job, index, seconds))
                 began = time.perf_counter()
-
-                def progress(done: int, total: int, job: Job = job) -> None:
-                    if self.stop.is_set():
-                        raise _Cancelled
-                    self._emit(FileProgress(job, index, done / self.rate, total / self.rate))
-
                 try:
                     restored = api.restore(
                         model, item.samples, self.rate,
                         chunk_seconds=self.chunk_seconds, batch_size=self.batch_size,
-                        precision=self.precision, compile=self.compile, progress=progress,
+                        precision=self.precision, compile=self.compile, progress=self._progress(job, index),
                     )  # fmt: skip
                 except _RECOVERABLE as exc:
                     self._fail(job, exc)
@@ -1013,6 +1055,43 @@ class _Pipeline:
                 last = self.workers_left == 0
             if last:
                 self._put(self.restored, _END, self.writer_done)
+
+    def _progress(self, job: Job, index: int) -> Callable[[int, int], None]:
+        """The progress callback of one file's inference, which also abandons it on stop."""
+
+        def progress(done: int, total: int) -> None:
+            if self.stop.is_set():
+                raise _Cancelled
+            self._emit(FileProgress(job, index, done / self.rate, total / self.rate))
+
+        return progress
+
+    def _stream(self, index: int, model: Apollo, item: _Opened) -> None:
+        """Decode, restore and write a long file in one pass on this worker (bounded memory)."""
+        job = item.job
+        began = time.perf_counter() - item.seconds
+        self._emit(FileStarted(job, index, item.source.duration or 0.0))
+        try:
+            with item.source:
+                self._prepare_output(job)
+                result = api.restore_source(
+                    model, item.source, job.output, item.tags,
+                    bit_depth=self.bit_depth, overwrite=self.plan.overwrite, started=began,
+                    chunk_seconds=self.chunk_seconds, batch_size=self.batch_size,
+                    precision=self.precision, compile=self.compile, progress=self._progress(job, index),
+                    finalize=self._unless_aborted,
+                )  # fmt: skip
+        except _Cancelled:
+            return
+        except audio.NoSpaceError as exc:
+            self._write_failed(job, exc)
+            return
+        except _RECOVERABLE as exc:
+            self._fail(job, exc)
+            return
+        finally:
+            self._release(job)  # safety: written or abandoned, the claim ends here
+        self._emit(FileDone(job, index, result))
 
     def _write(self) -> None:
         try:
@@ -1032,6 +1111,15 @@ class _Pipeline:
         finally:
             self.writer_done.set()
 
+    def _unless_aborted(self, tmp: Path) -> None:
+        """A ``finalize`` hook: a second Ctrl-C drops a finished file before it is renamed into place."""
+        if self.abort.is_set():
+            raise _Cancelled  # the writer removes the temporary file
+
+    def _prepare_output(self, job: Job) -> None:
+        # Stale temporaries of this output were removed when it was claimed (_claim).
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+
     def _write_one(self, item: _Restored) -> None:
         try:
             self._write_claimed(item)
@@ -1044,31 +1132,33 @@ class _Pipeline:
         if not self.plan.overwrite and job.output.exists():
             self._emit(FileSkipped(job.name, "output exists (written by another run meanwhile)", job))
             return
-        def finalize(tmp: Path) -> None:
-            if self.abort.is_set():
-                raise _Cancelled  # write_audio removes the temporary file
-
         try:
-            job.output.parent.mkdir(parents=True, exist_ok=True)
+            self._prepare_output(job)
             result = api.write_restored(
                 job.source, job.output, item.samples, self.rate, item.tags,
                 bit_depth=self.bit_depth, overwrite=self.plan.overwrite,
-                started=began - item.seconds, finalize=finalize,
+                started=began - item.seconds, finalize=self._unless_aborted,
             )  # fmt: skip
         except _Cancelled:
             return
         except _RECOVERABLE as exc:
-            reason = f"cannot write {job.output}: {exc.strerror or exc}" if isinstance(exc, OSError) else _reason(exc)
-            self._emit(FileFailed(job.name, reason, job))
-            if _disk_full(job.output.parent, item.samples):
-                # Every later file would fail the same way after all its work: stop now.
-                self.fatal = (
-                    f"the disk of {self.plan.output_dir} is full; free some space and run the same "
-                    "command again to continue"
-                )
-                self.stop.set()
+            self._write_failed(job, exc)
             return
         self._emit(FileDone(job, item.worker, result))
+
+    def _write_failed(self, job: Job, exc: BaseException) -> None:
+        """Report a file that could not be restored or written; a full disk stops the batch."""
+        if isinstance(exc, audio.NoSpaceError):
+            self._emit(FileFailed(job.name, str(exc), job))
+            # Every later file would fail the same way after all its work: stop now.
+            self.fatal = (
+                f"the disk of {self.plan.output_dir} is full; free some space and run the same "
+                "command again to continue"
+            )
+            self.stop.set()
+            return
+        reason = f"cannot write {job.output}: {exc.strerror or exc}" if isinstance(exc, OSError) else _reason(exc)
+        self._emit(FileFailed(job.name, reason, job))
 
 
 #: What one file can raise without stopping the batch (KeyboardInterrupt, SystemExit
@@ -1084,14 +1174,6 @@ def _reason(exc: BaseException) -> str:
         return "out of memory; try a smaller --chunk-seconds or --batch-size"
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"internal error: {type(exc).__name__}: {first} (please report it)"
-
-
-def _disk_full(folder: Path, samples: np.ndarray) -> bool:
-    """Whether ``folder``'s file system lacks room for this audio as 32-bit samples (an upper bound)."""
-    try:
-        return shutil.disk_usage(folder).free < samples.size * 4 + (1 << 20)
-    except OSError:
-        return False
 
 
 def _recheck_output(plan: BatchPlan, job: Job) -> BatchEvent | None:

@@ -17,8 +17,9 @@ reported through a callback so this module never imports a UI.
 from __future__ import annotations
 
 import contextlib
+import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -89,19 +90,22 @@ def plan_chunks(samples: int, hop: int, core_frames: int, context: int) -> list[
     return chunks
 
 
-def _batches(chunks: list[Chunk], batch_size: int) -> Iterator[list[Chunk]]:
-    """Consecutive chunks of equal window and core placement, at most ``batch_size`` at a time.
+def _batches(
+    windows: Iterable[tuple[Chunk, Tensor]], batch_size: int
+) -> Iterator[list[tuple[Chunk, Tensor]]]:
+    """Consecutive windows of equal length and core placement, at most ``batch_size`` at a time.
 
     Windows clipped at the file's ends are shorter; they run in batches of their
     own rather than being padded, since padding would change their output.
     """
-    batch: list[Chunk] = []
-    for chunk in chunks:
-        same = batch and (chunk.length, chunk.keep) == (batch[0].length, batch[0].keep)
+    batch: list[tuple[Chunk, Tensor]] = []
+    for chunk, window in windows:
+        first = batch[0][0] if batch else None
+        same = first is not None and (chunk.length, chunk.keep) == (first.length, first.keep)
         if batch and (len(batch) == batch_size or not same):
             yield batch
             batch = []
-        batch.append(chunk)
+        batch.append((chunk, window))
     if batch:
         yield batch
 
@@ -169,51 +173,132 @@ def restore_waveform(
     """
     if waveform.dim() != 2:
         raise InputError(f"expected audio shaped (channels, samples), got {tuple(waveform.shape)}")
-    if not chunk_seconds > 0:
-        raise OptionError(f"chunk length must be positive, got {chunk_seconds} s")
-    if batch_size is not None and batch_size < 1:
-        raise OptionError(f"batch size must be at least 1, got {batch_size}")
-    cfg = model.config
-    channels, samples = waveform.shape
-    if samples <= cfg.win // 2:
-        raise InputError(
-            f"audio too short to restore: {samples} samples, at least {cfg.win // 2 + 1} needed"
-        )
     waveform = waveform.detach().to("cpu", torch.float32)
     if not torch.isfinite(waveform).all():
         raise InputError("audio contains NaN or infinite samples; repair or re-export the file")
+    output = torch.empty_like(waveform)
+    written = 0
 
+    def sink(core: Tensor) -> None:
+        nonlocal written
+        output[:, written : written + core.shape[1]] = core
+        written += core.shape[1]
+
+    restore_stream(
+        model, [waveform], sink, channels=waveform.shape[0], total=waveform.shape[1],
+        chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, compile=compile,
+        progress=progress,
+    )  # fmt: skip
+    return output
+
+
+def restore_stream(
+    model: Apollo,
+    blocks: Iterable[Tensor],
+    sink: Callable[[Tensor], None],
+    *,
+    channels: int,
+    total: int | None = None,
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    batch_size: int | None = DEFAULT_BATCH_SIZE,
+    precision: str = "fp32",
+    compile: bool = False,
+    progress: ProgressCallback | None = None,
+    name: str | None = None,
+) -> int:
+    """Restore audio that arrives as ``(channels, n)`` float blocks, handing the result on in order.
+
+    The streaming form of :func:`restore_waveform`, with the same output: each chunk's
+    window is run as soon as enough input has arrived for it (its core plus the
+    context after it), and its restored core goes to ``sink`` as a float32 CPU
+    ``(channels, n)`` tensor. Only one window (or one batch of them) of input is held,
+    so memory does not grow with the length of the audio. ``total`` (the expected
+    number of samples, if known) only sizes ``progress``; ``name`` names the audio in
+    errors. Returns the samples restored.
+    """
+    if not math.isfinite(chunk_seconds) or not chunk_seconds > 0:
+        raise OptionError(f"chunk length must be a positive number of seconds, got {chunk_seconds}")
+    if batch_size is not None and batch_size < 1:
+        raise OptionError(f"batch size must be at least 1, got {batch_size}")
+    cfg = model.config
     device = next(model.parameters()).device
     autocast = precision_context(device, precision)
     if compile:
         compiled.check_available(device)
     core_frames = max(1, round(chunk_seconds * cfg.sample_rate / cfg.hop))
-    chunks = plan_chunks(samples, cfg.hop, core_frames, context_frames(model))
+    windows = _windows(
+        blocks, channels, core_frames * cfg.hop, context_frames(model) * cfg.hop, cfg.win // 2, name or "the audio"
+    )
     if batch_size is None:
-        batch_size = auto_batch_size(model, max(c.length for c in chunks), channels, device)
-    output = torch.empty(channels, samples, dtype=torch.float32)
+        longest = core_frames * cfg.hop + 2 * context_frames(model) * cfg.hop
+        batch_size = auto_batch_size(model, longest, channels, device)
     # Pinned host memory lets the copy to a GPU overlap with work already queued.
     pin = device.type == "cuda"
     if pin:
         torch.backends.cudnn.benchmark = True
     done = 0
     with torch.inference_mode(), autocast, inference_heap():
-        for batch in _batches(chunks, batch_size):
-            stacked = torch.stack([waveform[:, c.start : c.stop] for c in batch])
+        for batch in _batches(windows, batch_size):
+            stacked = torch.stack([window for _, window in batch])
             if pin:
                 stacked = stacked.pin_memory()
+            first = batch[0][0]
             try:
-                result = model(stacked.to(device, non_blocking=pin), keep=batch[0].keep, use_compiled=compile)
+                result = model(stacked.to(device, non_blocking=pin), keep=first.keep, use_compiled=compile)
             except torch._dynamo.exc.BackendCompilerFailed as exc:
                 # A compiler that is installed but cannot build TorchInductor's code.
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise MissingDependencyError(
-                    f"torch.compile failed on this machine ({first}); run without --compile"
+                    f"torch.compile failed on this machine ({line}); run without --compile"
                 ) from None
             result = result.to("cpu", torch.float32)
-            for chunk, restored in zip(batch, result):
-                output[:, chunk.core_start : chunk.core_stop] = restored
+            for (chunk, _), restored in zip(batch, result):
+                sink(restored)
                 done += chunk.core_stop - chunk.core_start
             if progress is not None:
-                progress(done, samples)
-    return output
+                progress(done, max(done, total or 0))
+    return done
+
+
+def _windows(
+    blocks: Iterable[Tensor], channels: int, core: int, margin: int, shortest: int, name: str
+) -> Iterator[tuple[Chunk, Tensor]]:
+    """The chunks of :func:`plan_chunks`, each with its window of input, as input arrives.
+
+    A window is complete once the input reaches its core's end plus ``margin`` (it is
+    then the same as in the whole-file plan) or once the input has ended (it is then
+    the plan's last, clipped window). Input before the next window's start is dropped.
+    """
+    buffer = torch.empty(channels, 0)
+    offset = 0  # absolute index of buffer[:, 0]
+    received = 0
+    ended = False
+    source = iter(blocks)
+    core_start = 0
+    while True:
+        while not ended and received < core_start + core + margin:
+            block = next(source, None)
+            if block is None:
+                ended = True
+                break
+            block = torch.as_tensor(block, dtype=torch.float32)
+            if block.dim() != 2 or block.shape[0] != channels:
+                raise InputError(f"expected ({channels}, n) audio blocks, got {tuple(block.shape)}")
+            buffer = torch.cat((buffer, block), dim=1) if buffer.shape[1] else block
+            received += block.shape[1]
+        if ended and received <= shortest:
+            raise InputError(
+                f"{name} is too short to restore: {received} samples, at least {shortest + 1} needed; "
+                "choose a longer file"
+            )
+        if ended and core_start >= received:
+            return
+        end = received if ended else core_start + core + margin
+        chunk = Chunk(max(0, core_start - margin), end, core_start, min(core_start + core, received))
+        window = buffer[:, chunk.start - offset : chunk.stop - offset]
+        yield chunk, window
+        core_start += core
+        drop = max(0, core_start - margin) - offset
+        if drop > 0:
+            buffer = buffer[:, drop:]
+            offset += drop

@@ -169,7 +169,7 @@ def draw_spectrograms(
     colorbar.set_label("power (dB)")
     colorbar.ax.tick_params(labelsize=9)
 
-    tmp = audio._create_temp_beside(target)
+    tmp = audio.create_temp_beside(target)
     try:
         fig.savefig(tmp, format="png", dpi=DPI, facecolor="white")
         os.replace(tmp, target)
