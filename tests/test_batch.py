@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import mutagen
 import numpy as np
 import pytest
 import soundfile as sf
@@ -656,3 +658,127 @@ def test_a_full_disk_stops_the_batch(good_library: Path, monkeypatch: pytest.Mon
     assert result.stderr.count("no space left on device") == 1  # the first file; the rest never started
     assert "not done" in result.stdout
     assert files_under(good_library.parent / "lib-restored") == []  # and no temporary files
+
+
+# ------------------------------------------------------------------- safety (issue 11)
+
+
+def test_originals_in_an_output_folder_inside_the_input_are_never_written(good_library: Path) -> None:
+    """An input is never written to, wherever it lives: not even one in the (unsearched) output folder."""
+    out = good_library / "restored"
+    (out / "Artist B").mkdir(parents=True)
+    original = out / "Artist B" / "three.flac"  # where three.wav's output goes: someone's own file
+    sf.write(original, make_music(0.5, seed=9).T, 44100)
+    before = original.read_bytes()
+    for extra in ([], ["--overwrite"]):
+        result = run(*tiny(good_library, "-o", out, *extra))
+        assert result.exit_code == 1, result.output
+        assert original.read_bytes() == before
+        line = next(line for line in result.stderr.splitlines() if "three.wav" in line)
+        assert line.startswith("failed") and "not written by apollo-cli" in line and "never replaced" in line, line
+        assert "output exists" not in result.stderr
+    # apollo's own outputs there (marked) are skipped, and redone with --overwrite.
+    assert apollo_cli.tags.has_provenance(out / "Artist B" / "four.flac")
+    plan = batch.plan_batch(good_library, out, overwrite=True)
+    assert [c.jobs[0].name for c in plan.collisions] == ["Artist B/three.wav"]
+    assert len(plan.jobs) == len(GOOD) - 1
+    assert len(batch.plan_batch(good_library, out).skipped) == len(GOOD) - 1
+
+
+def test_an_output_folder_elsewhere_keeps_the_old_rules(good_library: Path) -> None:
+    """Outside the input folder an existing file is an earlier output: skipped, or replaced with --overwrite."""
+    out = good_library.parent / "elsewhere"
+    (out / "Artist B").mkdir(parents=True)
+    sf.write(out / "Artist B" / "three.flac", make_music(0.5, seed=9).T, 44100)
+    plan = batch.plan_batch(good_library, out)
+    assert [job.name for job in plan.skipped] == ["Artist B/three.wav"] and not plan.collisions
+
+
+def test_every_output_carries_the_provenance_tag(good_library: Path) -> None:
+    out = good_library.parent / "wavs"
+    assert run(*tiny(good_library, "-o", out, "--format", "wav", "-q")).exit_code == 0
+    assert all(apollo_cli.tags.has_provenance(p) for p in out.rglob("*.wav"))
+    native = mutagen.File(out / "Artist B" / "three.wav")
+    assert native.tags.getall("TXXX:APOLLO_RESTORED")[0].text == [f"apollo-cli {apollo_cli.__version__}"]
+
+
+def test_a_file_another_run_is_restoring_is_skipped_not_done_twice(good_library: Path) -> None:
+    """A claim held by another process: that file is skipped and named, its temporary kept."""
+    from test_locks import held_elsewhere
+
+    out = good_library.parent / "lib-restored"
+    output = out / "Artist B" / "three.flac"
+    output.parent.mkdir(parents=True)
+    temp = output.with_name(".three.flac.0badf00d.part")  # the other run's work in progress
+    with held_elsewhere(output) as holder:
+        temp.write_bytes(b"being written")
+        result = run(*tiny(good_library))
+        assert result.exit_code == 0, result.output
+        assert temp.read_bytes() == b"being written"
+        assert not output.exists()
+        line = next(line for line in result.stderr.splitlines() if "three.wav" in line)
+        assert line == (
+            f"skipped Artist B/three.wav: being restored by another apollo run (pid {holder.pid} on "
+            f"{socket.gethostname()})"
+        ), line
+        assert "being restored by another apollo run" in result.stdout  # the summary says why
+    # The other run died without finishing: the next run does the file and clears its leftovers.
+    result = run(*tiny(good_library))
+    assert result.exit_code == 0, result.output
+    assert files_under(out) == expected_outputs(GOOD)
+
+
+def test_two_concurrent_runs_share_the_work(tmp_path: Path) -> None:
+    """Two real batches on one output folder: every file restored exactly once, no failures.
+
+    The second starts once the first has planned (its headline printed): it meets the
+    first's long file 0.wav in progress and must leave it alone.
+    """
+    library = tmp_path / "lib"
+    library.mkdir()
+    for i, seconds in enumerate([12.0, 1.0, 1.0, 1.0]):
+        sf.write(library / f"{i}.wav", make_music(seconds, seed=40 + i).T, 44100)
+    # Small chunks make 0.wav take seconds, longer than the second run takes to start.
+    command = [sys.executable, "-m", "apollo_cli", "batch", str(library), "--model", str(TINY_MODEL),
+               "--device", "cpu", "--chunk-seconds", "0.2"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert first.stderr is not None
+    headline = first.stderr.readline()
+    assert "4 to restore" in headline, headline
+    second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    rest = first.communicate(timeout=300)[1]
+    outputs = [headline + rest, second.stderr]
+    for code, stderr in zip((first.returncode, second.returncode), outputs):
+        assert code == 0, stderr
+        assert "failed" not in stderr and "Traceback" not in stderr, stderr
+    # The second did not restore 0.wav a second time (only to find the output there when writing).
+    assert f"skipped 0.wav: being restored by another apollo run (pid {first.pid} on " in second.stderr, outputs
+    restored = [line for stderr in outputs for line in stderr.splitlines() if line.startswith("restored")]
+    assert sorted(line.split()[1] for line in restored) == [f"{i}.wav" for i in range(4)], outputs
+    assert files_under(tmp_path / "lib-restored") == [f"{i}.flac" for i in range(4)]  # no locks, no temporaries
+
+
+def test_dry_run_marks_dangling_links_and_survives_newlines(good_library: Path) -> None:
+    (good_library / "gone.mp3").symlink_to(good_library / "nowhere.mp3")
+    shutil.copy(good_library / GOOD[2], good_library / "two\nlines.wav")
+    result = run(*tiny(good_library, "--dry-run"))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(GOOD) + 2 + 1  # one line per file, then the summary
+    gone = next(line for line in lines if "gone.mp3" in line)
+    assert gone.startswith("cannot") and "does not exist" in gone, gone
+    assert "restore two\\nlines.wav → two\\nlines.flac" in lines
+    assert "1 not restorable" in lines[-1]
+    result = run(*tiny(good_library))
+    assert result.exit_code == 1, result.output  # the dangling link is a problem; the rest is done
+    assert (good_library.parent / "lib-restored" / "two\nlines.flac").exists()
+    assert "restored two\\nlines.wav" in result.stderr
+
+
+def test_the_output_folder_is_checked_before_the_model(good_library: Path, fake_hub) -> None:  # type: ignore[no-untyped-def]
+    """An unusable output folder fails at once: no Hub request for a model that is not cached."""
+    (good_library.parent / "a file").write_text("x")
+    result = run(good_library, "-o", good_library.parent / "a file" / "out", "--model", "mp3", "--device", "cpu")
+    one_line_error(result, "is not a folder")
+    assert fake_hub.requests == []

@@ -269,3 +269,66 @@ def test_names_with_brackets_are_printed_verbatim(music_mp3: Path) -> None:
     assert f"wrote {out}" in result.stdout
     result = run("restore", source, "-o", out, "--model", TINY_MODEL)
     assert_one_line_error(result, f"{out} already exists")
+
+
+# ------------------------------------------------------------------- safety (issue 11)
+
+
+def test_restore_removes_what_a_killed_run_left(music_mp3: Path) -> None:
+    out = music_mp3.with_name("o.flac")
+    stale = out.with_name(".o.flac.0badf00d.part")
+    stale.write_bytes(b"left by a run killed with -9")
+    other = out.with_name(".other.flac.0badf00d.part")
+    other.write_bytes(b"not ours")
+    result = run("restore", music_mp3, "-o", out, "--model", TINY_MODEL)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in music_mp3.parent.iterdir()) == sorted([music_mp3.name, "o.flac", other.name])
+    assert apollo_cli.tags.has_provenance(out)
+
+
+def test_restore_refuses_an_output_another_run_is_writing(music_mp3: Path) -> None:
+    from test_locks import held_elsewhere
+
+    out = music_mp3.with_name("o.flac")
+    temp = out.with_name(".o.flac.0badf00d.part")
+    with held_elsewhere(out) as holder:
+        temp.write_bytes(b"the other run's work in progress")
+        result = run("restore", music_mp3, "-o", out, "--model", TINY_MODEL, "--overwrite")
+        assert_one_line_error(result, f"is being written by another apollo run (pid {holder.pid} on ")
+        assert temp.exists() and not out.exists()
+
+
+def test_spectrogram_never_replaces_the_input_or_the_output(tmp_path: Path) -> None:
+    source = tmp_path / "song.png"  # audio with an odd name: decoded by content
+    sf.write(source, make_music(1.0).T, 44100, format="WAV")
+    link = tmp_path / "picture.png"
+    link.symlink_to(source)
+    before = source.read_bytes()
+    out = tmp_path / "out.wav"
+    for picture in (source, link):
+        result = run("restore", source, "-o", out, "--model", TINY_MODEL, "--spectrogram", picture, "--overwrite")
+        assert_one_line_error(result, "is the input file")
+    result = run("restore", source, "-o", out, "--model", TINY_MODEL, "--spectrogram", out, "--overwrite")
+    assert_one_line_error(result, "is the output file")
+    assert source.read_bytes() == before and not out.exists()
+
+
+def test_compare_png_never_replaces_an_input(tmp_path: Path) -> None:
+    before = tmp_path / "before.png"
+    sf.write(before, make_music(1.0).T, 44100, format="WAV")
+    after = tmp_path / "after.wav"
+    sf.write(after, make_music(1.0, seed=3).T, 44100)
+    content = before.read_bytes()
+    assert_one_line_error(run("compare", before, after, "--png", before, "--overwrite"), "is the before file")
+    assert before.read_bytes() == content
+
+
+def test_models_piped_keeps_each_row_on_one_line() -> None:
+    """CliRunner's output is not a terminal, like a pipe: nothing is wrapped at 80 columns."""
+    from apollo_cli.registry import KNOWN_MODELS
+
+    result = run("models")
+    assert result.exit_code == 0, result.output
+    for model in KNOWN_MODELS.values():
+        row = next(line for line in result.stdout.splitlines() if line.startswith(model.name))
+        assert model.filename in row and model.description in row, row

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import fnmatch
-import glob
 import hashlib
 import os
 import queue
@@ -43,7 +42,7 @@ from typing import Union
 import numpy as np
 import torch
 
-from . import api, audio, compiled, tags
+from . import api, audio, compiled, locks, tags
 from .devices import resolve_device
 from .errors import ApolloError, DeviceError, InputError, OptionError, OutputError
 from .inference import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, precision_context
@@ -161,11 +160,14 @@ class BatchPlan:
     found: int
     shard: Shard | None
     overwrite: bool
+    #: Inputs that cannot be read at all (a dangling symbolic link), with the reason.
+    unusable: tuple[tuple[Job, str], ...] = ()
 
     @property
     def problems(self) -> list[tuple[str, str]]:
         """``(name, reason)`` for every input the plan cannot restore."""
         rows = [(job.name, c.reason) for c in self.collisions for job in c.jobs]
+        rows += [(job.name, reason) for job, reason in self.unusable]
         return rows + [(f"{name}/", reason) for name, reason in self.unreadable]
 
 
@@ -197,6 +199,12 @@ def plan_batch(
     against the path relative to ``input_dir``. Outputs that exist are skipped unless
     ``overwrite``. Inputs whose outputs would coincide (``song.mp3`` and ``song.flac``)
     are collisions: none of them is restored. Nothing is written.
+
+    An input is never written to, wherever it lives. When ``output_dir`` lies inside
+    ``input_dir`` (it is then not searched), a file already at an output path counts as
+    an earlier output only if it carries apollo-cli's provenance tag (see
+    :func:`apollo_cli.tags.has_provenance`); any other file there is an original, and
+    its input is reported as a problem instead of being skipped or overwritten.
     """
     source_dir = Path(input_dir)
     if not source_dir.exists():
@@ -244,8 +252,13 @@ def plan_batch(
 
     mine = [rel for rel in found if shard is None or rel in shard]
     groups: dict[str, list[Job]] = {}
+    unusable: list[tuple[Job, str]] = []
     for rel in sorted(mine, key=lambda r: r.as_posix()):
         job = Job(source_dir / rel, rel, target_dir / rel.with_suffix(suffix))
+        dangling = _dangling_link(job.source)
+        if dangling is not None:
+            unusable.append((job, dangling))
+            continue
         groups.setdefault(output_key(rel), []).append(job)
 
     # Outputs landing on an input can only happen when the output folder holds the input.
@@ -269,8 +282,14 @@ def plan_batch(
             collisions.append(Collision(
                 job.output, (job,), f"its output {job.output} is an input file; choose another output folder"
             ))  # fmt: skip
-        elif job.output.exists() and not job.output.is_dir() and not overwrite:
-            skipped.append(job)
+        elif job.output.exists() and not job.output.is_dir():
+            in_the_way = _not_an_output(source_dir, target_dir, job)
+            if in_the_way is not None:
+                collisions.append(Collision(job.output, (job,), in_the_way))
+            elif not overwrite:
+                skipped.append(job)
+            else:
+                jobs.append(job)
         else:
             jobs.append(job)
     jobs.sort(key=lambda j: j.name)
@@ -286,7 +305,56 @@ def plan_batch(
         found=len(found),
         shard=shard,
         overwrite=overwrite,
+        unusable=tuple(unusable),
     )
+
+
+def _dangling_link(path: Path) -> str | None:
+    """Why ``path`` cannot be read if it is a symbolic link to nothing (or a loop); else None."""
+    try:
+        if not path.is_symlink() or path.exists():
+            return None
+        target = os.readlink(path)
+    except OSError:
+        return None
+    return f"a symbolic link to {target}, which does not exist; nothing to restore (fix or remove the link)"
+
+
+def _not_an_output(input_dir: Path, output_dir: Path, job: Job) -> str | None:
+    """Why the existing file at ``job.output`` must be left alone, if it must; else None.
+
+    Only when the output folder lies inside the input folder: a file there was put
+    there by someone (an original, say) unless it carries apollo-cli's provenance tag,
+    and an input is never written to, not even when it was not searched.
+    """
+    if not _is_within(output_dir.resolve(), input_dir.resolve()) or tags.has_provenance(job.output):
+        return None
+    return (
+        f"{job.output} already exists and was not written by apollo-cli (it has no {tags.PROVENANCE_KEY} tag), "
+        f"so it is treated as an input and never replaced; move it, or choose an output folder outside {input_dir}"
+    )
+
+
+def check_output_dir(output_dir: str | os.PathLike[str]) -> None:
+    """Fail with one line, before any work, if ``output_dir`` cannot be created or written to.
+
+    Creates nothing: a folder that does not exist yet needs its nearest existing parent
+    to be a writable folder. (:func:`run_batch` creates it when there is work to do.)
+    """
+    target = Path(output_dir)
+    here = target
+    while not here.exists() and not here.is_symlink() and here != here.parent:
+        here = here.parent
+    if here == target:
+        if not target.is_dir():
+            raise OutputError(f"output {target} exists and is not a folder; choose an output folder")
+    elif not here.is_dir():
+        raise OutputError(
+            f"cannot create the output folder {target}: {here} is not a folder; choose another with -o"
+        )
+    if not os.access(here, os.W_OK | os.X_OK):
+        what = "the output folder" if here == target else f"{here}, where the output folder {target} would be made,"
+        raise OutputError(f"{what} is not writable; choose another output folder with -o")
 
 
 def _included(relative: PurePosixPath, patterns: Sequence[str]) -> bool:
@@ -433,11 +501,16 @@ class BatchSummary:
 
 
 class BatchInterrupted(KeyboardInterrupt):
-    """Raised by :func:`run_batch` on Ctrl-C, once nothing is half written; ``summary`` says what was done."""
+    """Raised by :func:`run_batch` on Ctrl-C, SIGTERM or SIGHUP, once nothing is half written.
 
-    def __init__(self, summary: BatchSummary) -> None:
+    ``summary`` says what was done; ``signum`` is the signal that stopped the batch
+    (``SIGINT`` for Ctrl-C and for a KeyboardInterrupt raised by an event callback).
+    """
+
+    def __init__(self, summary: BatchSummary, signum: int = signal.SIGINT) -> None:
         super().__init__("batch interrupted")
         self.summary = summary
+        self.signum = signum
 
 
 # ---------------------------------------------------------------------------------- running
@@ -486,10 +559,15 @@ def run_batch(
     batch goes on. Several CPU workers share the cores: each gets
     ``torch.get_num_threads() // workers`` threads (at least one) for the run.
 
-    On Ctrl-C no new work starts, restored files already on their way to disk are
-    finished (a second Ctrl-C drops them too), and :class:`BatchInterrupted` is raised
+    On Ctrl-C (and SIGTERM or SIGHUP, when the process has its default handling of
+    them) no new work starts, restored files already on their way to disk are
+    finished (a second signal drops them too), and :class:`BatchInterrupted` is raised
     with the summary once no file is half written. Inference that was under way is
     abandoned at its next chunk, in the background.
+
+    Each output is claimed (:mod:`apollo_cli.locks`) before its input is decoded and
+    until it is written or abandoned, so runs sharing an output folder never work on
+    the same file: one claimed by another run is skipped and reported as such.
     """
     if isinstance(devices, str):
         targets = parse_devices(devices)
@@ -544,8 +622,9 @@ def run_batch(
             try:
                 pipeline.start()
                 pipeline.pump(record)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:
                 summary.interrupted = True
+                pipeline.signum = pipeline.signum or getattr(exc, "signum", None)
                 pipeline.stop.set()
                 _drain_after_interrupt(pipeline, record, emit)
                 pipeline.wait_for_all()
@@ -555,6 +634,7 @@ def run_batch(
                 pipeline.wait_for_all()
                 raise
     finally:
+        pipeline.release_claims()  # of files abandoned on the way (interrupts, errors)
         if cpu_workers > 1:
             torch.set_num_threads(threads_before)
         summary.wall_seconds = time.perf_counter() - started
@@ -562,7 +642,7 @@ def run_batch(
     accounted = {e.job for e in [*summary.done, *summary.failed, *summary.skipped] if e.job is not None}
     summary.not_done = sum(1 for job in plan.jobs if job not in accounted)
     if summary.interrupted:
-        raise BatchInterrupted(summary)
+        raise BatchInterrupted(summary, pipeline.signum or signal.SIGINT)
     return summary
 
 
@@ -572,6 +652,7 @@ def plan_summary(plan: BatchPlan) -> BatchSummary:
     summary.skipped.extend(FileSkipped(job.name, "output exists", job) for job in plan.skipped)
     for collision in plan.collisions:
         summary.failed.extend(FileFailed(job.name, collision.reason, job) for job in collision.jobs)
+    summary.failed.extend(FileFailed(job.name, reason, job) for job, reason in plan.unusable)
     summary.failed.extend(FileFailed(f"{name}/", reason) for name, reason in plan.unreadable)
     return summary
 
@@ -695,37 +776,48 @@ class _Pipeline:
         self.writer: threading.Thread | None = None
         self._interrupts = 0  # Ctrl-Cs counted by the handler of interrupts_at_safe_points
         self._interrupts_seen = 0
+        self.signum: int | None = None  # the first stop signal counted (SIGINT, SIGTERM, SIGHUP)
+        # -- safety: claims on the outputs of files in flight (see _claim / _release)
+        self.claims: dict[Job, locks.Claim] = {}
 
     # -- control (caller's thread)
 
     @contextlib.contextmanager
     def interrupts_at_safe_points(self) -> Iterator[None]:
-        """Turn Ctrl-C into a count that :meth:`pump` and :meth:`wait_for_all` act on.
+        """Turn Ctrl-C, SIGTERM and SIGHUP into a count that :meth:`pump` and :meth:`wait_for_all` act on.
 
         Python raises KeyboardInterrupt between any two bytecodes of the main thread,
         including just after a queue has taken its lock and before the code that
         releases it has started; the other threads then block on that queue forever
         and the batch hangs after Ctrl-C (seen about once in ten runs). Counting the
         signal and raising at a poll of :meth:`pump` instead keeps every lock balanced.
-        Only in the main thread and only over Python's default handler: an embedding
-        program's own SIGINT handling is left alone.
+        SIGTERM (``timeout``, SLURM, ``docker stop``, systemd) and SIGHUP stop the batch
+        the same way; :attr:`signum` remembers the first that came, for the exit status.
+        Only in the main thread and only over the default handling (or a handler marked
+        :data:`INTERRUPT_LIKE_CTRL_C`, as the CLI's are): an embedding program's own
+        handlers, and a SIGHUP ignored by ``nohup``, are left alone.
         """
-        if (
-            threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-        ):
+        if threading.current_thread() is not threading.main_thread():
             yield
             return
 
         def count(signum: int, frame: object) -> None:
             # Nothing that takes a lock: this runs in the main thread, wherever it is.
+            if self.signum is None:
+                self.signum = signum
             self._interrupts += 1
 
-        previous = signal.signal(signal.SIGINT, count)
+        previous = {}
+        for signum in _STOP_SIGNALS:
+            handler = signal.getsignal(signum)
+            default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+            if handler is default or getattr(handler, INTERRUPT_LIKE_CTRL_C, False):
+                previous[signum] = signal.signal(signum, count)
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def _new_interrupt(self) -> bool:
         if self._interrupts == self._interrupts_seen:
@@ -794,6 +886,46 @@ class _Pipeline:
                 if self._new_interrupt():
                     self.abort.set()
 
+    # -- safety: claims on outputs (apollo_cli.locks), so concurrent runs never do a file twice
+
+    def _claim(self, job: Job) -> bool:
+        """Claim ``job``'s output before decoding it; False (with an event) if it is not to be done.
+
+        A claim held by another run: skipped, named. Under the claim the plan's
+        decision is checked again (another run may have finished the file meanwhile),
+        and temporary files that a killed run left for this output are removed.
+        """
+        try:
+            got = locks.try_claim(job.output, make_parents=True)
+        except OutputError as exc:
+            self._fail(job, exc)
+            return False
+        if isinstance(got, str):
+            self._emit(FileSkipped(job.name, f"being restored by another apollo run ({got})", job))
+            return False
+        with self.lock:
+            self.claims[job] = got
+        verdict = _recheck_output(self.plan, job)
+        if verdict is not None:
+            self._release(job)
+            self._emit(verdict)
+            return False
+        locks.remove_stale_temps(job.output)
+        return True
+
+    def _release(self, job: Job) -> None:
+        with self.lock:
+            held = self.claims.pop(job, None)
+        if held is not None:
+            held.release()
+
+    def release_claims(self) -> None:
+        """Release every claim still held (files abandoned by an interrupt or an error)."""
+        with self.lock:
+            held, self.claims = list(self.claims.values()), {}
+        for claim in held:
+            claim.release()
+
     # -- threads
 
     def _guard(self, body: Callable[..., None], *args: object) -> None:
@@ -814,6 +946,7 @@ class _Pipeline:
         After Ctrl-C such errors are usually the interrupt itself (ffmpeg gets the
         terminal's SIGINT too); the file is simply not done and will be on the next run.
         """
+        self._release(job)
         if not self.stop.is_set():
             self._emit(FileFailed(job.name, _reason(exc), job))
 
@@ -839,8 +972,7 @@ class _Pipeline:
             for job in self.plan.jobs:
                 if self.stop.is_set():
                     return
-                if not self.plan.overwrite and job.output.exists():
-                    self._emit(FileSkipped(job.name, "output exists (written by another run meanwhile)", job))
+                if not self._claim(job):  # safety: claimed elsewhere, or done meanwhile
                     continue
                 began = time.perf_counter()
                 try:
@@ -957,6 +1089,8 @@ class _Pipeline:
         except _RECOVERABLE as exc:
             self._fail(job, exc)
             return
+        finally:
+            self._release(job)  # safety: written or abandoned, the claim ends here
         self._emit(FileDone(job, index, result))
 
     def _write(self) -> None:
@@ -983,10 +1117,16 @@ class _Pipeline:
             raise _Cancelled  # the writer removes the temporary file
 
     def _prepare_output(self, job: Job) -> None:
+        # Stale temporaries of this output were removed when it was claimed (_claim).
         job.output.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temps(job.output)
 
     def _write_one(self, item: _Restored) -> None:
+        try:
+            self._write_claimed(item)
+        finally:
+            self._release(item.job)  # safety: written or abandoned, the claim ends here
+
+    def _write_claimed(self, item: _Restored) -> None:
         job = item.job
         began = time.perf_counter()
         if not self.plan.overwrite and job.output.exists():
@@ -1036,19 +1176,25 @@ def _reason(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {first} (please report it)"
 
 
-_STALE_TEMP = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.part$")
+def _recheck_output(plan: BatchPlan, job: Job) -> BatchEvent | None:
+    """The plan's decision about an existing output, made again just before work starts."""
+    if not job.output.exists() or job.output.is_dir():
+        return None
+    in_the_way = _not_an_output(plan.input_dir, plan.output_dir, job)
+    if in_the_way is not None:
+        return FileFailed(job.name, in_the_way, job)
+    if not plan.overwrite:
+        return FileSkipped(job.name, "output exists (written by another run meanwhile)", job)
+    return None
 
 
-def _remove_stale_temps(output: Path) -> None:
-    """Remove temporary files an earlier, killed run (kill -9, power cut) left beside ``output``."""
-    try:
-        siblings = list(output.parent.glob(f".{glob.escape(output.name)}.*.part"))
-    except OSError:
-        return
-    for path in siblings:
-        match = _STALE_TEMP.match(path.name)
-        if match and match.group("name") == output.name:
-            path.unlink(missing_ok=True)
+#: The signals that stop a batch as Ctrl-C does (see _Pipeline.interrupts_at_safe_points).
+_STOP_SIGNALS = tuple(
+    s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None
+)
+#: The attribute that marks a signal handler as one that only raises KeyboardInterrupt (as
+#: the CLI's SIGTERM/SIGHUP handlers do): run_batch replaces it by its safe-point counting.
+INTERRUPT_LIKE_CTRL_C = "apollo_interrupt_like_ctrl_c"
 
 
 __all__ = [
@@ -1057,6 +1203,7 @@ __all__ = [
     "BatchInterrupted",
     "BatchPlan",
     "BatchSummary",
+    "INTERRUPT_LIKE_CTRL_C",
     "Collision",
     "FileDone",
     "FileFailed",
@@ -1066,6 +1213,7 @@ __all__ = [
     "Job",
     "Shard",
     "Stopping",
+    "check_output_dir",
     "default_output_dir",
     "describe_devices",
     "parse_devices",

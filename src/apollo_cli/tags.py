@@ -735,9 +735,10 @@ def finalizer(tags: Tags, fmt: str, frames: int, warnings: list[str]) -> Callabl
     """
 
     def finalize(path: Path) -> None:
-        if not tags:
-            return
-        warnings.extend(write_tags(path, tags, fmt))
+        if tags:
+            warnings.extend(write_tags(path, tags, fmt))
+        # Every output says it is apollo's, so a later run can tell it from an original.
+        _write_provenance(path, fmt)
         import soundfile as sf
 
         from .errors import OutputError
@@ -769,3 +770,77 @@ def _describe(exc: BaseException) -> str:
 
 
 __all__ = ["FIELDS", "Picture", "Tags", "finalizer", "not_carried_note", "open_by_content", "read_tags", "write_tags"]
+
+
+# ------------------------------------------------------------------------------- provenance
+
+#: The tag that marks a file as written by apollo-cli: a Vorbis comment in FLAC, an ID3
+#: ``TXXX`` frame with this description in WAV. Its value is ``apollo-cli <version>``.
+PROVENANCE_KEY = "APOLLO_RESTORED"
+
+
+# A restored input's marker describes how that file was made, not the music: like an
+# encoder's tag, it is not carried (the output gets its own).
+_ENCODER_FACTS.add(PROVENANCE_KEY.lower())
+
+
+def provenance_value() -> str:
+    """The value of the provenance tag this version writes."""
+    from . import __version__
+
+    return f"apollo-cli {__version__}"
+
+
+def _write_provenance(path: Path, fmt: str) -> None:
+    """Mark ``path`` (FLAC or WAV) as apollo-cli's output; I/O errors raise :class:`OSError`."""
+    try:
+        if fmt == "FLAC":
+            from mutagen.flac import FLAC
+
+            audio = FLAC(path)
+            if audio.tags is None:
+                audio.add_tags()
+            audio.tags[PROVENANCE_KEY] = [provenance_value()]
+            audio.save()
+        elif fmt == "WAV":
+            from mutagen import id3
+            from mutagen.wave import WAVE
+
+            audio = WAVE(path)
+            if audio.tags is None:
+                audio.add_tags()
+            audio.tags.setall(f"TXXX:{PROVENANCE_KEY}", [
+                id3.TXXX(encoding=id3.Encoding.UTF8, desc=PROVENANCE_KEY, text=[provenance_value()])
+            ])  # fmt: skip
+            audio.save(v2_version=3)
+    except Exception as exc:  # as write_tags: only I/O errors are errors of the output
+        causes = [exc, *exc.args[:1], exc.__context__, exc.__cause__]
+        cause = next((c for c in causes if isinstance(c, OSError)), None)
+        if cause is not None:
+            raise OSError(cause.errno, f"cannot save tags: {cause.strerror or cause}") from exc
+        # Otherwise the output simply has no marker: the safe side, as an unmarked file
+        # is never taken for apollo's own (and so never replaced where that matters).
+
+
+def has_provenance(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` carries apollo-cli's provenance tag (any version); never raises."""
+    try:
+        audio = mutagen.File(Path(path))
+        found = getattr(audio, "tags", None) if audio is not None else None
+        if found is None:
+            return False
+        from mutagen._vorbis import VComment
+        from mutagen.id3 import ID3
+
+        if isinstance(found, VComment):
+            values = found.get(PROVENANCE_KEY, [])
+        elif isinstance(found, ID3):
+            values = [str(t) for frame in found.getall(f"TXXX:{PROVENANCE_KEY}") for t in frame.text]
+        else:
+            return False
+        return any(str(v).startswith("apollo-cli") for v in values)
+    except Exception:  # noqa: BLE001 - unreadable or damaged: not provably ours
+        return False
+
+
+__all__ += ["PROVENANCE_KEY", "has_provenance", "provenance_value"]

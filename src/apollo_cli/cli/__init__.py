@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import threading
 import traceback
 from contextlib import contextmanager
 from typing import Annotated, Iterator, Optional
@@ -20,6 +22,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .. import __version__
+from ..batch import INTERRUPT_LIKE_CTRL_C
 from ..errors import ApolloError, OptionError
 
 app = typer.Typer(
@@ -48,9 +51,66 @@ def print_error(exc: BaseException, debug: bool = False) -> None:
     err.print(Text.assemble(("error:", "bold red"), " ", str(exc)), soft_wrap=True)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C's KeyboardInterrupt so that work stops the same way.
+
+    ``signum`` says which signal it was; the exit status is 128 + ``signum`` (143, 129).
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal_name(signum))
+        self.signum = signum
+
+
+def signal_name(signum: int) -> str:
+    """``SIGTERM`` for 15, and so on."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+# apollo_cli.batch replaces a handler so marked by its own, which acts at safe points.
+setattr(_raise_terminated, INTERRUPT_LIKE_CTRL_C, True)
+
+
+@contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """Within: SIGTERM and SIGHUP raise :class:`Terminated`, as Ctrl-C raises KeyboardInterrupt.
+
+    ``timeout``, SLURM's time limit, ``docker stop`` and systemd send SIGTERM; a closed
+    terminal sends SIGHUP. Without this Python dies on the spot, leaving temporary files
+    and saying nothing. Only in the main thread, and only where the signal has its
+    default action (a SIGHUP ignored by ``nohup`` stays ignored); the previous handlers
+    are put back on the way out.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) is signal.SIG_DFL:
+            previous[signum] = signal.signal(signum, _raise_terminated)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def interrupted_status(exc: BaseException) -> int:
+    """The exit status for an interrupt: 130 for Ctrl-C, 128 + the signal's number otherwise."""
+    return 128 + int(getattr(exc, "signum", signal.SIGINT))
+
+
 @contextmanager
 def reported_errors(debug: bool) -> Iterator[None]:
-    """Turn library errors into one red line and exit 1 (130 on Ctrl-C)."""
+    """Turn library errors into one red line and exit 1 (130 on Ctrl-C, 143 on SIGTERM, 129 on SIGHUP)."""
     debug = debugging(debug)
     try:
         yield
@@ -59,9 +119,11 @@ def reported_errors(debug: bool) -> Iterator[None]:
         raise typer.Exit(1) from None
     except (click.exceptions.Exit, click.exceptions.Abort, click.exceptions.ClickException):
         raise  # typer's own ways out (an Exit is a RuntimeError since click 8.2)
-    except KeyboardInterrupt:
-        err.print("[bold red]interrupted:[/] nothing was written for the unfinished file")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:
+        status = interrupted_status(exc)
+        what = "interrupted" if status == 130 else f"stopped by {signal_name(status - 128)}"
+        err.print(f"[bold red]{what}:[/] nothing was written for the unfinished file")
+        raise typer.Exit(status) from None
     except MemoryError:
         err.print("[bold red]error:[/] out of memory; try a smaller --chunk-seconds or --batch-size")
         raise typer.Exit(1) from None

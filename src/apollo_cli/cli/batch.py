@@ -3,7 +3,8 @@
 The work is done by :mod:`apollo_cli.batch`; this module parses options, shows
 progress (one bar for the batch, one per device for its current file), prints a line
 per file and a summary table, and sets the exit status: 0 when every file was restored
-or skipped, 1 when any failed, 130 when interrupted.
+or skipped, 1 when any failed, 130 when interrupted (Ctrl-C), 143 on SIGTERM and 129 on
+SIGHUP.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 import os
 import sys
 import time
+import unicodedata
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
@@ -42,7 +44,10 @@ from . import (
     app,
     err,
     out,
+    interrupted_status,
     reported_errors,
+    signal_name,
+    stop_signals_interrupt,
 )
 from .models import OfflineOpt, RevisionOpt
 
@@ -118,7 +123,7 @@ def batch(
     from .. import api
 
     code = 0
-    with reported_errors(debug):
+    with reported_errors(debug), stop_signals_interrupt():
         chosen_shard = lib.parse_shard(shard) if shard is not None else None
         bits = lib.check_bit_depth(fmt.value, bit_depth)
         devices = lib.parse_devices(device)
@@ -133,6 +138,8 @@ def batch(
         if dry_run:
             _print_plan(plan, bits)
             return
+        if plan.jobs:  # an unusable output folder fails now, before a model is loaded or downloaded
+            lib.check_output_dir(plan.output_dir)
         if not quiet:
             err.print(_headline(plan, bits, devices), soft_wrap=True, highlight=False)
         if not plan.jobs:  # nothing to restore: no model to load
@@ -157,18 +164,19 @@ def batch(
                     )  # fmt: skip
                 code = 0 if summary.ok else 1
             except lib.BatchInterrupted as stopped:
-                summary, code = stopped.summary, 130
-            except KeyboardInterrupt:  # before any file was started (loading the model, say)
-                summary, code = lib.plan_summary(plan), 130
+                summary, code = stopped.summary, interrupted_status(stopped)
+            except KeyboardInterrupt as exc:  # before any file was started (loading the model, say)
+                summary, code = lib.plan_summary(plan), interrupted_status(exc)
                 summary.interrupted, summary.not_done = True, len(plan.jobs)
             if not quiet:
                 _print_summary(summary)
             if summary.stopped:
                 err.print(f"[bold red]error:[/] stopped early: {escape(summary.stopped)}", soft_wrap=True)
-            if code == 130:
+            if summary.interrupted:
                 done = len(summary.done)
+                what = "interrupted" if code == 130 else f"stopped by {signal_name(code - 128)}"
                 err.print(
-                    f"[bold red]interrupted:[/] {done} file{'s' if done != 1 else ''} restored, "
+                    f"[bold red]{what}:[/] {done} file{'s' if done != 1 else ''} restored, "
                     f"{summary.not_done} not done; run the same command again to finish "
                     "(finished files are skipped, nothing is half written)",
                     soft_wrap=True,
@@ -267,14 +275,14 @@ class _BatchDisplay:
             if event.job in self.pending:
                 self._forget(event.job)
                 self.finished += 1
-            self.print(f"[red]failed[/] {escape(event.name)}: {escape(event.reason)}")
+            self.print(f"[red]failed[/] {_shown(event.name)}: {_shown(event.reason)}")
         elif isinstance(event, lib.FileSkipped):
             # Skips known from the plan are counted in the headline; report the ones
             # found while running (an output written meanwhile by another run).
             if event.job in self.pending:
                 self.finished += 1
                 if not self.quiet:
-                    self.print(f"[dim]skipped {escape(event.name)}: {escape(event.reason)}[/]")
+                    self.print(f"[dim]skipped {_shown(event.name)}: {_shown(event.reason)}[/]")
         elif isinstance(event, lib.Stopping) and not self.quiet:
             pending = (
                 f"; finishing {event.pending} restored file{'s' if event.pending != 1 else ''} "
@@ -296,7 +304,7 @@ class _BatchDisplay:
         if not self.quiet:
             speed = r.duration / r.elapsed if r.elapsed > 0 else float("inf")
             self.print(
-                f"[green]restored[/] {escape(event.job.name)} ({format_duration(r.duration)} in "
+                f"[green]restored[/] {_shown(event.job.name)} ({format_duration(r.duration)} in "
                 f"{format_duration(r.elapsed)}, {speed:.2f}× real time)"
             )
         if self.quiet:
@@ -321,7 +329,7 @@ class _BatchDisplay:
         # The first chunk's speed says little: show one after half a second.
         speed = f"{done / elapsed:5.2f}× real time" if elapsed > 0.5 and done else "  -  × real time"
         where = f"{self.labels[worker]} " if len(self.labels) > 1 else ""
-        label = f"  {where}{_shorten(name, 40)}"
+        label = f"  {where}{_shorten(visible(name), 40)}"
         info = f"{done:.1f}/{total:.1f} s  {speed}"
         if worker not in self.files:
             self.files[worker] = self.progress.add_task(label, total=total or None, info=info)
@@ -348,6 +356,33 @@ class _BatchDisplay:
         self.progress.update(self.overall, completed=completed, info=info)
 
 
+def visible(text: str) -> str:
+    """``text`` on one line: control characters (a newline in a file name) shown as ``\\n``, ``\\x1b``...
+
+    A listing with one line per file stays one line per file, whatever the names hold,
+    and no name can move the cursor or change colours on a terminal.
+    """
+    if text.isprintable():
+        return text
+    return "".join(_escaped(c) if unicodedata.category(c) in _BREAKING else c for c in text)
+
+
+def _escaped(c: str) -> str:
+    return _ESCAPES.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+
+
+#: Control characters and the Unicode line and paragraph separators.
+_BREAKING = frozenset({"Cc", "Zl", "Zp"})
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _shown(text: str) -> str:
+    """A name or reason for a Rich markup line: :func:`visible`, then markup-escaped."""
+    return escape(visible(text))
+
+
 def _shorten(name: str, width: int) -> str:
     return name if len(name) <= width else "…" + name[-(width - 1) :]
 
@@ -369,13 +404,13 @@ def _headline(plan: lib.BatchPlan, bits: int, devices: list) -> str:  # type: ig
         parts.append(f"{len(plan.skipped)} already done")
     if plan.problems:
         parts.append(f"{len(plan.problems)} not restorable")
-    where = f"→ {escape(str(plan.output_dir))} ({_describe_output(plan, bits)})"
+    where = f"→ {_shown(str(plan.output_dir))} ({_describe_output(plan, bits)})"
     on = f" on {lib.describe_devices(devices)}" if plan.jobs else ""
-    return f"{escape(str(plan.input_dir))}: {scope}; {', '.join(parts)} {where}{on}"
+    return f"{_shown(str(plan.input_dir))}: {scope}; {', '.join(parts)} {where}{on}"
 
 
 def _total(plan: lib.BatchPlan) -> int:
-    return len(plan.jobs) + len(plan.skipped) + sum(len(c.jobs) for c in plan.collisions)
+    return len(plan.jobs) + len(plan.skipped) + sum(len(c.jobs) for c in plan.collisions) + len(plan.unusable)
 
 
 def _count(n: int, noun: str) -> str:
@@ -390,7 +425,7 @@ def _print_plan(plan: lib.BatchPlan, bits: int) -> None:
     rows += [(name, "cannot", reason) for name, reason in plan.problems]
     for name, action, detail in sorted(rows):
         arrow = "→" if action == "restore" else "·"
-        out.print(f"{action:<8}{escape(name)} {arrow} {escape(detail)}", soft_wrap=True, highlight=False)
+        out.print(f"{action:<8}{_shown(name)} {arrow} {_shown(detail)}", soft_wrap=True, highlight=False)
     scope = f" (shard {plan.shard} of {plan.found} files)" if plan.shard else ""
     out.print(
         f"dry run{scope}: {len(plan.jobs)} to restore, {len(plan.skipped)} skipped (output exists), "
@@ -409,7 +444,7 @@ def _relative_output(plan: lib.BatchPlan, job: lib.Job) -> str:
 
 def _print_problems(summary: lib.BatchSummary) -> None:
     for failure in summary.failed:
-        err.print(f"[red]failed[/] {escape(failure.name)}: {escape(failure.reason)}", soft_wrap=True)
+        err.print(f"[red]failed[/] {_shown(failure.name)}: {_shown(failure.reason)}", soft_wrap=True)
 
 
 def _print_summary(summary: lib.BatchSummary) -> None:
@@ -420,9 +455,12 @@ def _print_summary(summary: lib.BatchSummary) -> None:
     table.add_column("audio", justify="right")
     table.add_column("")
     table.add_row("[green]restored[/]", str(len(summary.done)), format_duration(summary.audio_seconds), "")
+    elsewhere = sum(1 for s in summary.skipped if s.reason.startswith("being restored by another"))
     table.add_row(
         "skipped", str(len(summary.skipped)), "",
-        "output exists (--overwrite redoes them)" if summary.skipped else "",
+        "" if not summary.skipped else "output exists (--overwrite redoes them)" if not elsewhere
+        else f"{elsewhere} being restored by another apollo run" if elsewhere == len(summary.skipped)
+        else f"output exists, or ({elsewhere}) being restored by another apollo run",
     )  # fmt: skip
     table.add_row("[red]failed[/]" if summary.failed else "failed", str(len(summary.failed)), "",
                   "listed below" if summary.failed else "")  # fmt: skip
@@ -435,7 +473,7 @@ def _print_summary(summary: lib.BatchSummary) -> None:
         failures.add_column("file", overflow="fold")
         failures.add_column("reason", overflow="fold")
         for failure in summary.failed:
-            failures.add_row(escape(failure.name), escape(failure.reason))
+            failures.add_row(_shown(failure.name), _shown(failure.reason))
         out.print(failures)
     if summary.done:
         hours = summary.audio_seconds / 3600

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -15,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import ApolloError
+from ..errors import ApolloError, OutputError
 from ..progress import format_duration
 from . import DebugOpt, app, err, out, print_error, reported_errors
 
@@ -100,6 +101,8 @@ def compare(
         if png is not None:  # before any decoding: matplotlib installed, the PNG writable
             from .. import plot
 
+            inputs = {"before": before, "after": after} | ({"reference": reference} if reference else {})
+            refuse_same_path(png, "--png", inputs)
             plot.check_png_path(png, overwrite=overwrite)
         result = analysis.compare_files(before, after, reference)
         if png is not None:
@@ -151,12 +154,38 @@ def _note_length_mismatch(result: Any) -> None:
 # ------------------------------------------------------------- apollo restore --spectrogram
 
 
-def check_spectrogram_option(path: Path, *, overwrite: bool, debug: bool) -> None:
-    """For ``restore --spectrogram``: fail before any work if the PNG cannot be drawn."""
+def check_spectrogram_option(
+    path: Path, *, overwrite: bool, debug: bool, protected: dict[str, Path] | None = None
+) -> None:
+    """For ``restore --spectrogram``: fail before any work if the PNG cannot be drawn.
+
+    ``protected`` names the files the picture must never replace (``{"input": ...,
+    "output": ...}``): even with ``--overwrite`` a PNG path that is one of them is refused.
+    """
     from .. import plot
 
     with reported_errors(debug):
+        refuse_same_path(path, "--spectrogram", protected or {})
         plot.check_png_path(path, overwrite=overwrite)
+
+
+def refuse_same_path(path: Path, option: str, protected: dict[str, Path]) -> None:
+    """An :class:`OutputError` if the picture ``path`` is one of the ``protected`` files (by role)."""
+    for role, other in protected.items():
+        if _same_path(path, other):
+            raise OutputError(
+                f"{option} {path} is the {role} file, which the picture would replace; choose another path for the PNG"
+            )
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same resolved path, or (existing) the same inode."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 def draw_restore_spectrogram(

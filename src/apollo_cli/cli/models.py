@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich import box
+from rich.console import Console
 from rich.filesize import decimal
 from rich.markup import escape
 from rich.table import Table
@@ -120,6 +121,10 @@ def download_model(
         raise typer.Exit(1)
 
 
+#: Width for output that is not a terminal: wide enough that no table cell wraps.
+_UNWRAPPED = 10_000
+
+
 @app.command("models")
 def models(debug: DebugOpt = False) -> None:
     """List the models apollo-cli knows: what each restores, size, licence, whether cached.
@@ -149,7 +154,12 @@ def models(debug: DebugOpt = False) -> None:
                 name, escape(model.description), decimal(size) if size else "?",
                 escape(model.license), cached, where,
             )
-        out.print(table)
+        # Piped (not a terminal), nothing is wrapped: a path or a description broken over
+        # lines at 80 columns is no use to grep or a script. Each row is one line.
+        if out.is_terminal:
+            out.print(table)
+        else:
+            Console(file=out.file, width=_UNWRAPPED, highlight=False, no_color=out.no_color).print(table)
         out.print(
             f"cache: {escape(str(hub.cache_dir()))}\n"
             "download with: apollo download-model NAME (or --all); any Hub file works too: "

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from .. import api, audio, decoding
+from .. import api, audio, decoding, locks
 from ..compiled import check_available as check_compile_available
 from ..decoding import STDIO
 from ..errors import OptionError
@@ -33,6 +33,7 @@ from . import (
     err,
     out,
     reported_errors,
+    stop_signals_interrupt,
 )
 from .batch import display_console
 from .inspect import check_spectrogram_option, draw_restore_spectrogram
@@ -76,9 +77,10 @@ def restore(
     ] = None,
 ) -> None:
     """Restore one audio file and write WAV or FLAC at 44.1 kHz."""
-    if spectrogram is not None:  # before any work: matplotlib installed, the PNG writable
-        check_spectrogram_option(spectrogram, overwrite=overwrite, debug=debug)
-    with reported_errors(debug), contextlib.ExitStack() as stack:
+    if spectrogram is not None:  # before any work: matplotlib installed, the PNG writable, not a file of ours
+        check_spectrogram_option(spectrogram, overwrite=overwrite, debug=debug, protected=_protected(input, output))
+    # SIGTERM/SIGHUP stop like Ctrl-C: temporaries removed, one line, exit 143/129.
+    with reported_errors(debug), stop_signals_interrupt(), contextlib.ExitStack() as stack:
         reading_stdin = str(input) == STDIO
         to_stdout = output is not None and str(output) == STDIO
         if reading_stdin and output is None:
@@ -99,6 +101,11 @@ def restore(
         source = stack.enter_context(decoding.spooled_stdin()) if reading_stdin else input
         with audio.open_audio(source) as opened:
             audio.check_channels(target, opened.channels)
+        if not to_stdout:
+            # One run per output: another run writing it is an error now, not a clash later;
+            # under the claim, temporaries a killed run left for this output are ours to remove.
+            stack.enter_context(locks.claim(target))
+            locks.remove_stale_temps(target)
         # Progress is drawn on a duplicate of stderr: decoding silences fd 2 now and then.
         display = Display(stack.enter_context(display_console()), quiet)
         with display.download(f"downloading {model}") as fetched:
@@ -149,3 +156,13 @@ def restore(
                 spectrogram, Path(source), audio.load_audio(source), result.output,
                 overwrite=overwrite, quiet=quiet, debug=debug,
             )  # fmt: skip
+
+
+def _protected(input: Path, output: str | None) -> dict[str, Path]:
+    """The files ``--spectrogram`` must never replace: the input and the output (when they are files)."""
+    files = {} if str(input) == STDIO else {"input": input}
+    if output is not None and output != STDIO:
+        files["output"] = Path(output)
+    elif output is None and str(input) != STDIO:
+        files["output"] = api.default_output_path(input)
+    return files
