@@ -5,10 +5,16 @@ band-sequence blocks that alternate attention across bands with depthwise
 convolutions along time, band-wise GLU decoders). The module tree and parameter
 names mirror the published checkpoints, so their state dicts load unchanged.
 
-Internally every activation is kept "channels last", shaped ``(B, T, K, N)``
-(batch, frames, bands, features): each 1×1 convolution of the original is then a
+Internally every activation is kept "channels last", shaped ``(T, B, K, N)``
+(frames, batch, bands, features): each 1×1 convolution of the original is then a
 plain matrix product over the last axis and no transposes are needed between the
 across-band and along-time steps.
+
+The arithmetic of a layer is stated once, as two functions of plain tensors:
+:func:`band_slice` (the across-band block) and :func:`time_update` (a time block's
+update). The modules only hold the checkpoint's weights and hand these functions
+their operands: eagerly oneDNN-prepacked weights, under ``--compile`` plain ones
+(:mod:`apollo_cli.compiled` compiles the same two functions).
 """
 
 from __future__ import annotations
@@ -111,7 +117,7 @@ def normalize(x: Tensor, dtype: torch.dtype) -> Tensor:
 
     Computed in float32 and written straight out in ``dtype`` (the dtype of the
     matrix product that always follows), in two passes over ``x``. The gain is
-    folded into that product's weight (:meth:`Conv1x1.forward`'s ``gain``):
+    folded into that product's weight (:meth:`Conv1x1.weights`' ``gain``):
     ``W (g ⊙ y) = (W diag g) y``. Both steps matter on the CPU, where
     ``F.rms_norm`` with a weight runs a slow generic kernel (measured 16× slower
     than without one, torch 2.13).
