@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 
 import apollo_cli
 from apollo_cli import CheckpointError, UnsafeCheckpointError, load_model
+from apollo_cli import model as model_module
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FORMATS = ["tiny_official_format.bin", "tiny_lightning_format.ckpt", "tiny_bare.safetensors"]
@@ -39,6 +40,49 @@ def test_each_format_reproduces_reference(fmt: str, parity: dict[str, np.ndarray
         assert whole.shape == ref.shape
         assert np.abs(whole - ref).max() < 1e-4, (fmt, case)
         assert np.abs(chunked - ref).max() < 1e-4, (fmt, case)
+
+
+def test_eager_runs_the_slice_functions(monkeypatch: pytest.MonkeyPatch, parity: dict[str, np.ndarray]) -> None:
+    """Eager inference runs ``band_slice`` and ``time_update``, the functions ``--compile`` compiles.
+
+    On the CPU it hands them oneDNN's prepacked weights, so the one arithmetic keeps the fast path.
+    """
+    model = load_model(FIXTURES / FORMATS[0], device="cpu")
+    calls: list[tuple[str, bool]] = []
+    products = {"band_slice": ("qkv", "output", "mlp", "mlp_output"), "time_update": ("up", "down")}
+    for name, fields in products.items():
+        real = getattr(model_module, name)
+
+        def spy(x, p, *rest, _real=real, _name=name, _fields=fields):  # type: ignore[no-untyped-def]
+            calls.append((_name, all(getattr(p, f).is_mkldnn for f in _fields)))
+            return _real(x, p, *rest)
+
+        monkeypatch.setattr(model_module, name, spy)
+    y = apollo_cli.restore(model, parity["stereo_input"], 44100, chunk_seconds=0.25)
+    assert np.abs(y - parity["stereo_output"]).max() < 1e-4
+    names = [n for n, _ in calls]
+    assert names.count("band_slice") >= model.config.layers
+    assert names.count("time_update") >= 3 * model.config.layers
+    assert all(packed == model_module.USE_ONEDNN for _, packed in calls)
+
+
+@pytest.mark.skipif(not model_module.USE_ONEDNN, reason="oneDNN's prepacked products do not work here")
+@pytest.mark.parametrize("silu", [False, True])
+def test_linear_packed_and_plain_agree(silu: bool) -> None:
+    conv = model_module.Conv1x1(16, 24)
+    gain = torch.nn.Parameter(torch.rand(16) + 0.5)
+    with torch.no_grad():
+        conv.weight.normal_()
+        conv.bias.normal_()
+    x = torch.randn(5, 16)
+    plain = model_module.linear(x, *conv.weights(torch.float32, x.device, gain, packed=False), silu=silu)
+    weight, bias = conv.weights(torch.float32, x.device, gain, packed=True)
+    assert weight.is_mkldnn
+    packed = model_module.linear(x, weight, bias, silu=silu)
+    expected = torch.nn.functional.linear(x * gain.detach(), conv.weight.detach()[..., 0], conv.bias.detach())
+    expected = torch.nn.functional.silu(expected) if silu else expected
+    torch.testing.assert_close(plain, expected)
+    torch.testing.assert_close(packed, expected)
 
 
 def _random_state_dict(keys_file: str) -> dict[str, torch.Tensor]:

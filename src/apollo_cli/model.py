@@ -5,10 +5,16 @@ band-sequence blocks that alternate attention across bands with depthwise
 convolutions along time, band-wise GLU decoders). The module tree and parameter
 names mirror the published checkpoints, so their state dicts load unchanged.
 
-Internally every activation is kept "channels last", shaped ``(B, T, K, N)``
-(batch, frames, bands, features): each 1×1 convolution of the original is then a
+Internally every activation is kept "channels last", shaped ``(T, B, K, N)``
+(frames, batch, bands, features): each 1×1 convolution of the original is then a
 plain matrix product over the last axis and no transposes are needed between the
 across-band and along-time steps.
+
+The arithmetic of a layer is stated once, as two functions of plain tensors:
+:func:`band_slice` (the across-band block) and :func:`time_update` (a time block's
+update). The modules only hold the checkpoint's weights and hand these functions
+their operands: eagerly oneDNN-prepacked weights, under ``--compile`` plain ones
+(:mod:`apollo_cli.compiled` compiles the same two functions).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -76,20 +83,6 @@ class ApolloConfig:
         """
         return self.layers * TIME_BLOCKS * (TIME_KERNEL // 2) + 1
 
-    @classmethod
-    def for_sample_rate(
-        cls, sample_rate: int = 44100, win_ms: int = 20, feature_dim: int = 256, layers: int = 6
-    ) -> ApolloConfig:
-        """The band layout the reference derives from a sample rate and window."""
-        win = int(sample_rate * win_ms // 1000)
-        bins = win // 2 + 1
-        bw = int(win / 160)
-        n_full = bins // bw
-        widths = (bw,) * n_full
-        if bins - n_full * bw:
-            widths += (bins - n_full * bw,)
-        return cls(feature_dim, layers, widths, win, sample_rate)
-
 
 def config_from_state_dict(state: Mapping[str, Tensor], sample_rate: int = 44100) -> ApolloConfig:
     """Read an :class:`ApolloConfig` from the shapes of a generator state dict.
@@ -124,7 +117,7 @@ def normalize(x: Tensor, dtype: torch.dtype) -> Tensor:
 
     Computed in float32 and written straight out in ``dtype`` (the dtype of the
     matrix product that always follows), in two passes over ``x``. The gain is
-    folded into that product's weight (:meth:`Conv1x1.forward`'s ``gain``):
+    folded into that product's weight (:meth:`Conv1x1.weights`' ``gain``):
     ``W (g ⊙ y) = (W diag g) y``. Both steps matter on the CPU, where
     ``F.rms_norm`` with a weight runs a slow generic kernel (measured 16× slower
     than without one, torch 2.13).
@@ -171,18 +164,15 @@ class _Derived:
 
 
 class RMSNorm(nn.Module):
-    """Root-mean-square normalisation over the last axis, with a gain, no bias.
+    """The gain of a root-mean-square normalisation over the last axis (no bias).
 
-    The model applies its norms as :func:`normalize` plus a gain folded into the
-    next product; this ``forward`` is the plain definition, for other callers.
+    A holder of the checkpoint's weight only: the model applies its norms as
+    :func:`normalize` with this gain folded into the next product's weight.
     """
 
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return normalize(x, x.dtype) * self.weight.to(x.dtype)
 
 
 def _onednn_usable() -> bool:
@@ -202,13 +192,31 @@ def _onednn_usable() -> bool:
 USE_ONEDNN = os.environ.get("APOLLO_ONEDNN", "1") != "0" and _onednn_usable()
 
 
+def packed_products(device: torch.device) -> bool:
+    """Whether eager products on ``device`` take oneDNN's prepacked weights (:data:`USE_ONEDNN`)."""
+    return USE_ONEDNN and device.type == "cpu"
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, silu: bool = False) -> Tensor:
+    """``x @ weight.T + bias`` over the last axis, then SiLU when ``silu``.
+
+    ``weight`` is a plain ``(out, in)`` matrix, or one prepacked for oneDNN (see
+    :meth:`Conv1x1.weights`): then oneDNN's product runs, with the SiLU fused into it.
+    Plain weights are what ``torch.compile`` traces (it prepacks by itself).
+    """
+    if weight.is_mkldnn:
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "swish" if silu else "none", [], "")
+    y = F.linear(x, weight, bias)
+    return F.silu(y, inplace=True) if silu else y
+
+
 class Conv1x1(nn.Module):
     """A 1×1 ``Conv1d`` of the checkpoint, applied as a product over the last axis.
 
     The weight keeps the checkpoint's ``(out, in, 1)`` shape so state dicts load
     as they are. The weight actually used (cast to the compute dtype, with the
-    preceding norm's gain folded in, and on the CPU prepacked for oneDNN) is made
-    once and cached until the parameters change.
+    preceding norm's gain folded in, and for the eager CPU path prepacked for
+    oneDNN) is made once and cached until the parameters change.
     """
 
     def __init__(self, dim_in: int, dim_out: int, bias: bool = True) -> None:
@@ -224,37 +232,29 @@ class Conv1x1(nn.Module):
         :func:`normalize`); it is folded into ``W`` rather than applied to ``x``.
         """
         dtype = _compute_dtype(x)
-        onednn = USE_ONEDNN and x.device.type == "cpu"
-        weight, bias = self._weights(dtype, x.device, gain, onednn)
-        if onednn:
-            return torch.ops.mkldnn._linear_pointwise(
-                x.to(dtype), weight, bias, "swish" if silu else "none", [], ""
-            )
-        y = F.linear(x.to(dtype), weight, bias)
-        return F.silu(y, inplace=True) if silu else y
+        weight, bias = self.weights(dtype, x.device, gain, packed_products(x.device))
+        return linear(x.to(dtype), weight, bias, silu)
 
-    def folded(
-        self, dtype: torch.dtype, device: torch.device, gain: Tensor | None = None
+    def weights(
+        self, dtype: torch.dtype, device: torch.device, gain: Tensor | None = None, packed: bool = False
     ) -> tuple[Tensor, Tensor | None]:
-        """The plain ``(out, in)`` weight with ``gain`` folded in, and the bias, in ``dtype`` (cached)."""
-        return self._weights(dtype, device, gain, onednn=False)
+        """The ``(out, in)`` weight with ``gain`` folded in, and the bias, in ``dtype`` (cached).
 
-    def _weights(
-        self, dtype: torch.dtype, device: torch.device, gain: Tensor | None, onednn: bool
-    ) -> tuple[Tensor, Tensor | None]:
+        With ``packed`` the weight is prepacked for oneDNN (for :func:`linear`).
+        """
         params = [p for p in (self.weight, self.bias, gain) if p is not None]
         return self._derived.get(
-            (dtype, device, onednn), params, lambda: self._effective(dtype, gain, onednn)
+            (dtype, device, packed), params, lambda: self._effective(dtype, gain, packed)
         )
 
     def _effective(
-        self, dtype: torch.dtype, gain: Tensor | None, onednn: bool
+        self, dtype: torch.dtype, gain: Tensor | None, packed: bool
     ) -> tuple[Tensor, Tensor | None]:
         weight = self.weight.detach().squeeze(-1)
         if gain is not None:
             weight = weight * gain.detach()  # folded in float32, then cast once
         weight = weight.to(dtype)
-        if onednn:  # 2560: the rows per product the slicing in Apollo.forward aims at
+        if packed:  # 2560: the rows per product the slicing in Apollo.forward aims at
             weight = torch.ops.mkldnn._reorder_linear_weight(weight, 2560)
         bias = None if self.bias is None else self.bias.detach().to(dtype)
         return weight, bias
@@ -263,8 +263,7 @@ class Conv1x1(nn.Module):
 class DepthwiseConv(nn.Module):
     """Depthwise convolution along time, kernel 7, zero padding 3 (``conv.0``).
 
-    Applied by :class:`TimeBlock` on small windows of frames, as a weighted sum of
-    shifted views, so the layout never changes and the data stays in cache.
+    Its weights only: :func:`time_update` applies it on small windows of frames.
     """
 
     def __init__(self, dim: int, kernel: int = TIME_KERNEL) -> None:
@@ -272,14 +271,9 @@ class DepthwiseConv(nn.Module):
         self.weight = nn.Parameter(torch.zeros(dim, 1, kernel))
         self.bias = nn.Parameter(torch.zeros(dim))
 
-    def forward(self, window: Tensor, frames: int) -> Tensor:
-        """``window`` holds ``frames + kernel - 1`` frames along axis 0 (padding included)."""
-        # (kernel, N), contiguous: a strided tap row makes each product ~5× slower.
-        taps = self.weight[:, 0, :].t().contiguous()
-        out = torch.addcmul(self.bias, window[0:frames], taps[0])
-        for j in range(1, taps.shape[0]):
-            out.addcmul_(window[j : j + frames], taps[j])
-        return out
+    def taps(self) -> Tensor:
+        """The kernel as ``(kernel, N)``, contiguous: a strided tap row makes each product ~5× slower."""
+        return self.weight.detach()[:, 0, :].t().contiguous()
 
 
 class Bands(nn.ModuleList):
@@ -332,20 +326,105 @@ def rotary_tables(positions: int, head_dim: int) -> tuple[Tensor, Tensor]:
     return angles.cos(), angles.sin()
 
 
-def apply_rotary(x: Tensor, rotation: Tensor) -> Tensor:
+def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """Rotate interleaved pairs ``(2j, 2j+1)``: ``(a, b) -> (a cos - b sin, b cos + a sin)``.
 
-    That is the product of the complex number ``a + ib`` with ``cos + i sin``, so it
-    runs as one complex multiplication (``rotation`` is ``(positions, d/2)``
-    complex), several times faster than the same arithmetic on real pairs. The
-    result is float32 whatever ``x`` is (there is no complex bfloat16).
+    ``cos`` and ``sin`` hold one value per pair (``d/2`` wide) and broadcast against
+    ``x``'s pairs. The result is float32 whatever ``x`` is. Eagerly this runs as the
+    product of the complex numbers ``a + ib`` and ``cos + i sin``, several times
+    faster than the same arithmetic on real pairs; TorchInductor generates no code
+    for complex numbers, so under ``torch.compile`` it is spelled out on the pairs.
     """
-    pairs = x.float().unflatten(-1, (-1, 2))
-    return torch.view_as_real(torch.view_as_complex(pairs) * rotation).flatten(-2)
+    if torch.compiler.is_compiling():
+        a, b = x[..., 0::2].float(), x[..., 1::2].float()
+        return torch.stack((a * cos - b * sin, b * cos + a * sin), dim=-1).flatten(-2)
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+    return torch.view_as_real(pairs * torch.complex(cos, sin)).flatten(-2)
+
+
+class BandParams(NamedTuple):
+    """The operands of :func:`band_slice` other than the tokens.
+
+    Product weights are ``(out, in)`` in the compute dtype with their norms' gains
+    folded in, plain or prepacked for oneDNN (see :func:`linear`); ``cos`` and
+    ``sin`` are the rotary tables for the bands present, one value per pair ``(K, d/2)``.
+    """
+
+    qkv: Tensor
+    output: Tensor
+    mlp: Tensor
+    mlp_output: Tensor
+    cos: Tensor
+    sin: Tensor
+
+
+def band_slice(x: Tensor, p: BandParams, heads: int, dtype: torch.dtype) -> Tensor:
+    """One across-band transformer block on ``x`` shaped ``(R, K, N)``: R independent sets of K band tokens.
+
+    Updates ``x`` (the float32 residual stream) in place and returns it. Matrix
+    products run in ``dtype``. Eager and ``--compile`` both run this function
+    (see :mod:`apollo_cli.compiled`).
+    """
+    rows, bands, dim = x.shape
+    head_dim = dim // heads
+    qkv = linear(normalize(x, dtype), p.qkv)
+    # Head-major channels: per head, q then k then v, each head_dim wide.
+    qkv = qkv.view(rows, bands, heads, 3, head_dim)
+    # q and k rotated together, in one pass.
+    qk = apply_rotary(qkv[..., :2, :], p.cos[:, None, None, :], p.sin[:, None, None, :])
+    q, k = qk.permute(3, 0, 2, 1, 4).unbind(0)  # each (R, heads, K, d)
+    v = qkv[..., 2, :].transpose(1, 2)
+    # Attention itself runs in float32 on the CPU: there it is faster than in
+    # bfloat16 (q and k are float32 already), and it is a small part of the work.
+    if x.device.type == "cpu":
+        v = v.float()
+    att = F.scaled_dot_product_attention(q.to(v.dtype), k.to(v.dtype), v)
+    # att is laid out (R, K, heads, d) in memory, so this reshape is a view.
+    x += linear(att.transpose(1, 2).reshape(rows, bands, dim).to(dtype), p.output)
+    # Gated MLP. SiLU is applied to the whole projection and once more to the
+    # gate half: that is the published model. The product is written to a new
+    # contiguous tensor, which the next matrix product reads without a copy.
+    gate, z = linear(normalize(x, dtype), p.mlp, silu=True).chunk(2, dim=-1)
+    x += linear(F.silu(gate).mul_(z), p.mlp_output)
+    return x
+
+
+class TimeParams(NamedTuple):
+    """The operands of :func:`time_update` other than the frames.
+
+    ``taps`` is the depthwise kernel as ``(kernel, N)``; the products' weights are as
+    in :class:`BandParams`, here with biases.
+    """
+
+    taps: Tensor
+    dw_bias: Tensor
+    up: Tensor
+    up_bias: Tensor | None
+    down: Tensor
+    down_bias: Tensor | None
+
+
+def time_update(window: Tensor, p: TimeParams, dtype: torch.dtype) -> Tensor:
+    """What one residual time block adds to the frames of ``window`` between its padding.
+
+    ``window`` is ``(frames + kernel - 1, ..., N)``: frames along axis 0 with the
+    depthwise convolution's padding on each side. The block is depthwise conv,
+    RMSNorm, 1×1 up with SiLU, 1×1 down; products in ``dtype``. Eager and
+    ``--compile`` both run this function.
+    """
+    kernel = p.taps.shape[0]
+    frames = window.shape[0] - kernel + 1
+    # The depthwise convolution as a weighted sum of shifted views: the layout
+    # never changes and the data stays in cache.
+    h = torch.addcmul(p.dw_bias, window[0:frames], p.taps[0])
+    for j in range(1, kernel):
+        h.addcmul_(window[j : j + frames], p.taps[j])
+    h = linear(normalize(h, dtype), p.up, p.up_bias, silu=True)
+    return linear(h, p.down, p.down_bias)
 
 
 class BandAttention(nn.Module):
-    """Pre-norm transformer block across the band axis (``net.{l}.band_net``)."""
+    """Pre-norm transformer block across the band axis (``net.{l}.band_net``); see :func:`band_slice`."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -360,52 +439,38 @@ class BandAttention(nn.Module):
         self.register_buffer("cos_freq", cos)
         self.register_buffer("sin_freq", sin)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Update ``x`` shaped ``(R, K, N)`` (R independent sets of K band tokens) in place."""
-        rows, bands, dim = x.shape
-        head_dim = dim // self.heads
-        dtype = _compute_dtype(x)
-        qkv = self.weight(normalize(x, dtype), gain=self.input_norm.weight)
-        # Head-major channels: per head, q then k then v, each head_dim wide.
-        qkv = qkv.view(rows, bands, self.heads, 3, head_dim)
-        # q and k rotated together, in one pass. The stored tables repeat each
-        # frequency for both members of a pair.
-        rotation = torch.complex(self.cos_freq[:bands, ::2], self.sin_freq[:bands, ::2])
-        qk = apply_rotary(qkv[..., :2, :], rotation[:, None, None, :])
-        q, k = qk.permute(3, 0, 2, 1, 4).unbind(0)  # each (R, heads, K, d)
-        v = qkv[..., 2, :].transpose(1, 2)
-        # Attention itself runs in float32 on the CPU: there it is faster than in
-        # bfloat16 (q and k are float32 already), and it is a small part of the work.
-        if x.device.type == "cpu":
-            v = v.float()
-        att = F.scaled_dot_product_attention(q.to(v.dtype), k.to(v.dtype), v)
-        # att is laid out (R, K, heads, d) in memory, so this reshape is a view.
-        x += self.output(att.transpose(1, 2).reshape(rows, bands, dim))
-        # Gated MLP. SiLU is applied to the whole projection and once more to the
-        # gate half: that is the published model. The product is written to a new
-        # contiguous tensor, which the next matrix product reads without a copy.
+    def params(self, dtype: torch.dtype, device: torch.device, bands: int, packed: bool) -> BandParams:
+        """This block's :class:`BandParams` for ``bands`` bands (weights cached, prepacked when ``packed``)."""
         norm, project = self.MLP
-        gate, z = project(normalize(x, dtype), silu=True, gain=norm.weight).chunk(2, dim=-1)
-        x += self.MLP_output(F.silu(gate).mul_(z))
-        return x
-
-    def forward_compiled(self, x: Tensor, rows: int) -> Tensor:
-        """:meth:`forward` through :func:`apollo_cli.compiled.band_slice`, ``x`` padded to ``rows``."""
-        dtype = _compute_dtype(x)
-        w_qkv, _ = self.weight.folded(dtype, x.device, self.input_norm.weight)
-        w_out, _ = self.output.folded(dtype, x.device)
-        w_mlp, _ = self.MLP[1].folded(dtype, x.device, self.MLP[0].weight)
-        w_mlp_out, _ = self.MLP_output.folded(dtype, x.device)
-        bands = x.shape[1]
-        out = compiled.compiled("band")(
-            compiled.pad_rows(x, rows), w_qkv, w_out, w_mlp, w_mlp_out,
-            self.cos_freq[:bands, ::2], self.sin_freq[:bands, ::2], self.heads, dtype,
+        # The stored tables repeat each frequency for both members of a pair.
+        return BandParams(
+            self.weight.weights(dtype, device, self.input_norm.weight, packed)[0],
+            self.output.weights(dtype, device, packed=packed)[0],
+            project.weights(dtype, device, norm.weight, packed)[0],
+            self.MLP_output.weights(dtype, device, packed=packed)[0],
+            self.cos_freq[:bands, ::2],
+            self.sin_freq[:bands, ::2],
         )
-        return x.copy_(out[: x.shape[0]])
+
+    def forward(self, x: Tensor, compiled_rows: int | None = None) -> Tensor:
+        """Update ``x`` shaped ``(R, K, N)`` in place through :func:`band_slice`, and return it.
+
+        Eagerly with oneDNN's prepacked weights where they work; with
+        ``compiled_rows``, through the compiled function instead, on ``x`` padded to
+        that many rows (one shape for the whole run).
+        """
+        dtype = _compute_dtype(x)
+        if compiled_rows is None:
+            p = self.params(dtype, x.device, x.shape[1], packed_products(x.device))
+            return band_slice(x, p, self.heads, dtype)
+        p = self.params(dtype, x.device, x.shape[1], packed=False)
+        padded = compiled.pad_rows(x, compiled_rows)
+        out = compiled.compiled(band_slice)(padded, p, self.heads, dtype)
+        return x if padded is x else x.copy_(out[: x.shape[0]])
 
 
 class TimeBlock(nn.Module):
-    """Residual block along time: depthwise conv, norm, 1×1 up, SiLU, 1×1 down."""
+    """Residual block along time: depthwise conv, norm, 1×1 up, SiLU, 1×1 down; see :func:`time_update`."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -417,6 +482,13 @@ class TimeBlock(nn.Module):
             Conv1x1(4 * dim, dim),
         )
 
+    def params(self, dtype: torch.dtype, device: torch.device, packed: bool) -> TimeParams:
+        """This block's :class:`TimeParams` (weights cached, prepacked when ``packed``)."""
+        dwconv, norm, up, _, down = self.conv
+        w_up, b_up = up.weights(dtype, device, norm.weight, packed)
+        w_down, b_down = down.weights(dtype, device, packed=packed)
+        return TimeParams(dwconv.taps(), dwconv.bias.detach(), w_up, b_up, w_down, b_down)
+
     def forward(self, x: Tensor, lo: int, hi: int, step: int, use_compiled: bool = False) -> Tensor:
         """Update frames ``lo:hi`` of ``x`` (``(T, B, K, N)``) to ``x + block(x)``, in place.
 
@@ -424,12 +496,19 @@ class TimeBlock(nn.Module):
         4N-wide intermediate stays small, and in place so that only one copy of the
         residual stream exists: each slice's update is held back until the next
         slice's convolution has read the frames it needs as they were. Frames
-        outside ``x`` are the convolution's zero padding. ``use_compiled`` computes each
-        slice with :func:`apollo_cli.compiled.time_slice`.
+        outside ``x`` are the convolution's zero padding. Each slice's update is
+        :func:`time_update`, compiled when ``use_compiled`` (on windows padded to
+        one length).
         """
-        dwconv, norm, up, _, down = self.conv
         pad = TIME_KERNEL // 2
         frames = x.shape[0]
+        dtype = _compute_dtype(x)
+        if use_compiled:
+            update = compiled.compiled(time_update)
+            p = self.params(dtype, x.device, packed=False)
+        else:
+            update = time_update
+            p = self.params(dtype, x.device, packed_products(x.device))
         pending: tuple[int, int, Tensor] | None = None
         for s in range(lo, hi, step):
             e = min(s + step, hi)
@@ -437,11 +516,9 @@ class TimeBlock(nn.Module):
             window = x[a:b]
             if a != s - pad or b != e + pad:
                 window = F.pad(window, (0, 0, 0, 0, 0, 0, a - (s - pad), (e + pad) - b))
-            dtype = _compute_dtype(window)
             if use_compiled:
-                h = self._compiled_update(compiled.pad_rows(window, step + 2 * pad), dtype)[: e - s]
-            else:
-                h = down(up(normalize(dwconv(window, e - s), dtype), silu=True, gain=norm.weight))
+                window = compiled.pad_rows(window, step + 2 * pad)
+            h = update(window, p, dtype)[: e - s]
             # The previous slice's update waits until this slice's convolution has
             # read the frames before ``s`` as they were.
             if pending is not None:
@@ -450,13 +527,6 @@ class TimeBlock(nn.Module):
         if pending is not None:
             x[pending[0] : pending[1]] += pending[2]
         return x[lo:hi]
-
-    def _compiled_update(self, window: Tensor, dtype: torch.dtype) -> Tensor:
-        dwconv, norm, up, _, down = self.conv
-        w_up, b_up = up.folded(dtype, window.device, norm.weight)
-        w_down, b_down = down.folded(dtype, window.device)
-        taps = dwconv.weight[:, 0, :].t().contiguous()
-        return compiled.compiled("time")(window, taps, dwconv.bias, w_up, b_up, w_down, b_down, dtype)
 
 
 class TimeNet(nn.Module):
@@ -542,10 +612,7 @@ class Apollo(nn.Module):
             tokens = x.view(-1, *x.shape[2:])
             band_step = step * x.shape[1]
             for s in range(0, tokens.shape[0], band_step):
-                if use_compiled:
-                    layer.band_net.forward_compiled(tokens[s : s + band_step], band_step)
-                else:
-                    layer.band_net(tokens[s : s + band_step])
+                layer.band_net(tokens[s : s + band_step], band_step if use_compiled else None)
             for block in layer.seq_net.blocks:
                 done += 1
                 margin = pad * (blocks - done)
