@@ -22,7 +22,7 @@ from apollo_cli.analysis import (
     sdr,
     si_snr,
 )
-from apollo_cli.audio import DecodedAudio, load_audio
+from apollo_cli.audio import DecodedAudio, load_audio, resample
 from apollo_cli.errors import InputError
 from conftest import make_music
 
@@ -338,7 +338,7 @@ def test_a_16_bit_transcode_of_a_quiet_mp3_is_not_full_band(tmp_path: Path) -> N
     decoded = load_audio(encode_mp3(tmp_path / "quiet.mp3", quiet, 128)).samples
     for rate in (RATE, 48000):  # at 48 kHz, too: a resampler's empty stopband above 22 kHz
         flac = tmp_path / f"transcoded{rate}.flac"
-        sf.write(flac, analysis.audio.resample(decoded, RATE, rate).T, rate, subtype="PCM_16")
+        sf.write(flac, resample(decoded, RATE, rate).T, rate, subtype="PCM_16")
         bw = analysis.inspect_file(flac).bandwidth
         assert abs(bw.hz - 17000) <= 500 and bw.sharp, (rate, bw)
 

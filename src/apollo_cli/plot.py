@@ -75,7 +75,7 @@ def check_png_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> 
     if target.suffix.lower() != ".png":
         got = f"'{target.suffix}'" if target.suffix else "no extension"
         raise OutputError(f"cannot write {target}: pictures are PNG, not {got}; use a .png file name")
-    audio._check_writable(target, overwrite)
+    audio.check_writable(target, overwrite)
     require_matplotlib()
     return target
 
