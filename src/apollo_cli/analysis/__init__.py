@@ -34,7 +34,17 @@ from .codecs import (
     typical_mp3_bitrates,
 )
 from .compare import Comparison, Measured, compare_files
-from .metrics import LSD_FLOOR, LSD_HOP, LSD_N_FFT, Metrics, align, log_spectral_distance, measure, sdr, si_snr
+from .metrics import (
+    LSD_FLOOR,
+    LSD_HOP,
+    LSD_N_FFT,
+    Metrics,
+    align,
+    log_spectral_distance,
+    measure,
+    sdr,
+    si_snr,
+)
 from .report import FileReport, inspect_file
 from .spectrogram import Spectrogram, spectrogram
 from .verdict import Verdict, judge

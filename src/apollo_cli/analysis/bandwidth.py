@@ -202,7 +202,6 @@ def estimate_bandwidth(samples: np.ndarray, sample_rate: int) -> Bandwidth:
     return Bandwidth(float(min(hz, nyquist)), sample_rate, bool(sharp), floor, content_db)
 
 
-
 def _running_median(values: np.ndarray, width: int) -> np.ndarray:
     if width <= 1:
         return values

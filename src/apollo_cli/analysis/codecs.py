@@ -52,8 +52,8 @@ MP3_LOWPASS_HZ: dict[int, int] = {
 #: 16 kHz. HE-AAC (SBR) instead rebuilds the top octave from a few parameters: its
 #: files reach 16-20 kHz at any bitrate.
 AAC_LOWPASS_HZ: dict[str, dict[int, int]] = {
-    "FDK AAC": {24: 6400, 32: 8020, 40: 9640, 48: 11345, 56: 13050, 64: 13453, 80: 14260, 96: 14880, 112: 15500,
-                128: 15810, 144: 16120, 160: 16413, 192: 17000, 256: 17000, 320: 17000},
+    "FDK AAC": {24: 6400, 32: 8020, 40: 9640, 48: 11345, 56: 13050, 64: 13453, 80: 14260, 96: 14880,
+                112: 15500, 128: 15810, 144: 16120, 160: 16413, 192: 17000, 256: 17000, 320: 17000},
     "FFmpeg": {32: 3850, 48: 7640, 64: 12460, 96: 15900, 128: 17280, 160: 17970, 192: 19350},
 }  # fmt: skip
 
@@ -144,7 +144,11 @@ class CodecInfo:
         parts = [self.codec or self.container or "unknown"]
         if self.codec == "PCM" and self.container:
             parts = [self.container]
-        if self.codec in ("AAC", "HE-AAC", "HE-AACv2", "ALAC") and self.container and self.container != self.codec:
+        if (
+            self.codec in ("AAC", "HE-AAC", "HE-AACv2", "ALAC")
+            and self.container
+            and self.container != self.codec
+        ):
             parts = [f"{self.codec} ({self.container})"]
         if self.sample_format:
             parts.append(self.sample_format)

@@ -66,7 +66,9 @@ def compare_files(
         if path is None:
             continue
         decoded = audio.load_audio(path)
-        files.append(Measured(role, Path(path), decoded, estimate_bandwidth(decoded.samples, decoded.sample_rate)))
+        files.append(
+            Measured(role, Path(path), decoded, estimate_bandwidth(decoded.samples, decoded.sample_rate))
+        )
     metrics: dict[str, Metrics] = {}
     if reference is not None:
         ref = files[-1].audio

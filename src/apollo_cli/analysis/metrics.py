@@ -104,7 +104,9 @@ def _lsd_frames(s: np.ndarray, e: np.ndarray, n_fft: int, hop: int) -> np.ndarra
     count = frame_count(s.size, n_fft, hop)
     starts = np.arange(count) * hop
     out = np.empty(count)
-    blocks = zip(frame_power(s[None], starts, n_fft, block=512), frame_power(e[None], starts, n_fft, block=512))
+    blocks = zip(
+        frame_power(s[None], starts, n_fft, block=512), frame_power(e[None], starts, n_fft, block=512)
+    )
     for (first, ps), (_, pe) in blocks:
         ls = 10 * np.log10(ps + LSD_FLOOR)
         le = 10 * np.log10(pe + LSD_FLOOR)

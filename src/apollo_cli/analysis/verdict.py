@@ -69,7 +69,8 @@ def judge(codec: CodecInfo, bandwidth: Bandwidth, channels: int = 2) -> Verdict:
             # too quiet to show it. The codec facts are the better guide.
             return Verdict(
                 True,
-                f"restoration likely to help: {_codec_phrase(codec)} cuts at about {expected / 1000:.1f} kHz, "
+                f"restoration likely to help: {_codec_phrase(codec)} cuts at about "
+                f"{expected / 1000:.1f} kHz, "
                 f"though this file is too quiet at the top to show it ({bw} measured)",
             )
         extra = "" if codec.lossless is not False else f", {_codec_phrase(codec)}"
@@ -92,15 +93,21 @@ def judge(codec: CodecInfo, bandwidth: Bandwidth, channels: int = 2) -> Verdict:
     if codec.codec == "MP3" and codec.lowpass_hz:
         source = f"{_codec_phrase(codec)} (encoder lowpass {codec.lowpass_hz / 1000:.1f} kHz)"
     elif codec.codec == "MP3" and lame_default and codec.bitrate_mode in (None, "CBR"):
-        source = f"{_codec_phrase(codec)} (LAME's usual lowpass at that bitrate: {lame_default / 1000:.1f} kHz)"
+        source = (
+            f"{_codec_phrase(codec)} (LAME's usual lowpass at that bitrate: {lame_default / 1000:.1f} kHz)"
+        )
     elif aac is not None:
         low, high = (f"{hz / 1000:.1f}" for hz in aac)
         span = low if low == high else f"{low}–{high}"
         source = f"{_codec_phrase(codec)} (AAC encoders cut at {span} kHz at that bitrate)"
     elif codec.codec == "Opus" and opus_mode is not None and opus_mode != "FB":
-        source = f"{_codec_phrase(codec)} (coded in Opus's {opus_mode} mode, {OPUS_BANDWIDTH_HZ[opus_mode] / 1000:g} kHz)"
+        mode_khz = OPUS_BANDWIDTH_HZ[opus_mode] / 1000
+        source = f"{_codec_phrase(codec)} (coded in Opus's {opus_mode} mode, {mode_khz:g} kHz)"
     elif codec.codec == "Opus":
-        source = f"{_codec_phrase(codec)} (Opus itself reaches 20 kHz: an earlier lossy source, {_typical(bandwidth.hz)})"
+        source = (
+            f"{_codec_phrase(codec)} (Opus itself reaches 20 kHz: an earlier lossy source, "
+            f"{_typical(bandwidth.hz)})"
+        )
     elif codec.codec:
         source = f"{_codec_phrase(codec)} ({_typical(bandwidth.hz)})"
     else:
