@@ -1,6 +1,5 @@
 """The effective bandwidth of some audio: where its content ends and its noise floor begins.
 
--------------------
 Lossy encoders throw away everything above a lowpass frequency (LAME: about 17 kHz at
 128 kbps), and a "lossless" file transcoded from such a source keeps that hole. The
 *effective bandwidth* is the frequency above which a file holds nothing but its noise

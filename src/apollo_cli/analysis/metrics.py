@@ -1,6 +1,5 @@
 """Quality metrics of an estimate against a clean reference: SI-SNR, SDR, LSD.
 
--------
 Measured against a clean reference, as in the Apollo paper. The reference and the
 estimate are brought to the reference's sample rate (:func:`apollo_cli.audio.resample`),
 trimmed to the shorter length (no time alignment: both must start together) and,
