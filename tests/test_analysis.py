@@ -22,7 +22,7 @@ from apollo_cli.analysis import (
     sdr,
     si_snr,
 )
-from apollo_cli.audio import DecodedAudio, load_audio
+from apollo_cli.audio import DecodedAudio, load_audio, resample
 from apollo_cli.errors import InputError
 from conftest import make_music
 
@@ -248,8 +248,6 @@ def test_metrics_reject_mismatched_or_silent_input() -> None:
 
 
 def test_measure_aligns_rates_lengths_and_channels() -> None:
-    from apollo_cli.audio import resample
-
     # Below 18 kHz, so that resampling to 48 kHz and back is transparent.
     music = lowpass(make_music(1.0), RATE, 18000).astype(np.float32)
     reference = DecodedAudio(music, RATE)
@@ -282,6 +280,49 @@ def test_spectrogram_grid() -> None:
     below = spec.db[spec.freq_edges[1:] < 7000].mean()
     above = spec.db[spec.freq_edges[:-1] > 9000].mean()
     assert below - above > 100  # the lowpass shows
+
+
+# ------------------------------------------------------------------------------ framing
+
+
+def test_frame_power_scale_padding_and_blocks() -> None:
+    from apollo_cli.analysis.framing import frame_count, frame_power
+
+    n_fft, hop = 1024, 256
+    t = np.arange(RATE) / RATE
+    sine = np.sin(2 * np.pi * (100 * RATE / n_fft) * t)  # full scale, on bin 100
+    stereo = np.stack([sine, np.zeros_like(sine)])  # the power is averaged over channels
+    count = frame_count(stereo.shape[1], n_fft, hop)
+    assert count == 1 + (RATE - n_fft) // hop
+    starts = np.arange(count) * hop
+    blocks = list(frame_power(stereo, starts, n_fft, block=7))
+    assert [first for first, _ in blocks] == list(range(0, count, 7))
+    power = np.concatenate([p for _, p in blocks])
+    assert power.shape == (count, n_fft // 2 + 1)
+    # A full-scale sine's peak bin is near -6 dB; half of it with a silent second channel.
+    assert 10 * np.log10(power[:, 100]) == pytest.approx(np.full(count, -6.02 - 3.01), abs=0.01)
+    # The block size bounds memory only: the same numbers, bit for bit.
+    ((_, whole),) = frame_power(stereo, starts, n_fft, block=count)
+    assert np.array_equal(whole, power)
+    # Shorter than one frame: one frame, zero-padded at the end.
+    short = sine[:300]
+    assert frame_count(short.size, n_fft, hop) == 1
+    ((first, padded),) = frame_power(short[None], np.zeros(1, np.int64), n_fft)
+    window = np.hanning(n_fft)
+    expected = np.abs(np.fft.rfft(np.pad(short, (0, n_fft - 300)) * window)) ** 2 / window.sum() ** 2
+    assert first == 0 and np.array_equal(padded[0], expected)
+
+
+def test_public_names_kept() -> None:
+    """Every name apollo_cli.analysis had as one module is still there, from its package."""
+    names = """AAC_LOWPASS_HZ FULL_BAND_HZ LSD_FLOOR LSD_HOP LSD_N_FFT MP3_LOWPASS_HZ OPUS_BANDWIDTH_HZ
+        OPUS_TRANSPARENT_KBPS_PER_CHANNEL Bandwidth CodecInfo Comparison FileReport Measured Metrics
+        Spectrogram Verdict aac_lowpass_range align bandwidth_fft_size compare_files estimate_bandwidth
+        expected_lowpass_hz inspect_file judge log_spectral_distance long_term_spectrum measure
+        probe_codec sdr si_snr spectrogram typical_mp3_bitrates""".split()
+    assert sorted(analysis.__all__) == sorted(names)
+    assert all(getattr(analysis, name) is not None for name in names)
+    assert callable(analysis.spectrogram)  # the function, not its module
 
 
 # ------------------------------------------- bandwidth relative to the file's own level
@@ -338,7 +379,7 @@ def test_a_16_bit_transcode_of_a_quiet_mp3_is_not_full_band(tmp_path: Path) -> N
     decoded = load_audio(encode_mp3(tmp_path / "quiet.mp3", quiet, 128)).samples
     for rate in (RATE, 48000):  # at 48 kHz, too: a resampler's empty stopband above 22 kHz
         flac = tmp_path / f"transcoded{rate}.flac"
-        sf.write(flac, analysis.audio.resample(decoded, RATE, rate).T, rate, subtype="PCM_16")
+        sf.write(flac, resample(decoded, RATE, rate).T, rate, subtype="PCM_16")
         bw = analysis.inspect_file(flac).bandwidth
         assert abs(bw.hz - 17000) <= 500 and bw.sharp, (rate, bw)
 

@@ -363,6 +363,11 @@ def _check_writable(target: Path, overwrite: bool) -> None:
         raise OutputError(f"{target} already exists; pass --overwrite to replace it")
 
 
+#: The same check for writers outside this module (plot.py's PNGs): refuse to clobber, and
+#: fail before any work when the directory is unusable.
+check_writable = _check_writable
+
+
 def create_temp_beside(target: Path) -> Path:
     """Create an empty hidden temp file beside ``target``: os.replace needs one filesystem."""
     # O_EXCL with mode 0o666 (not mkstemp's 0o600) so the final file gets the usual

@@ -19,6 +19,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 import numpy as np
 
@@ -75,7 +76,7 @@ def check_png_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> 
     if target.suffix.lower() != ".png":
         got = f"'{target.suffix}'" if target.suffix else "no extension"
         raise OutputError(f"cannot write {target}: pictures are PNG, not {got}; use a .png file name")
-    audio._check_writable(target, overwrite)
+    audio.check_writable(target, overwrite)
     require_matplotlib()
     return target
 
@@ -154,10 +155,13 @@ def draw_spectrograms(
         if _has_edge(bw, spec):
             _mark(ax, bw.hz, f"{bw.hz / 1000:.1f} kHz", _LINE_COLOUR, (0, (6, 4)), 1.5, right=True)
         first_bw = panels[0].bandwidth
-        if i > 0 and _has_edge(first_bw, panels[0].spectrogram) and not (bw and abs(bw.hz - first_bw.hz) < 300):
+        moved = bw is None or first_bw is None or not abs(bw.hz - first_bw.hz) < 300
+        if i > 0 and _has_edge(first_bw, panels[0].spectrogram) and moved:
             # Where the first panel's band ended, to see what changed above it.
-            _mark(ax, first_bw.hz, f"{panels[0].role}: {first_bw.hz / 1000:.1f} kHz", "white", (0, (2, 3)), 1.0, right=False)
+            label = f"{panels[0].role}: {first_bw.hz / 1000:.1f} kHz"
+            _mark(ax, first_bw.hz, label, "white", (0, (2, 3)), 1.0, right=False)
 
+    assert image is not None  # there is at least one panel
     first, last = boxes[0], boxes[-1]
     bar = fig.add_axes((
         first[0] + first[2] + 0.18 / _WIDTH_IN,
@@ -176,12 +180,14 @@ def draw_spectrograms(
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {target}: {exc.strerror or exc}; check free space and permissions") from None
+            raise OutputError(
+                f"cannot write {target}: {exc.strerror or exc}; check free space and permissions"
+            ) from None
         raise
     return target
 
 
-def _has_edge(bw: Bandwidth | None, spec: Spectrogram) -> bool:
+def _has_edge(bw: Bandwidth | None, spec: Spectrogram) -> TypeGuard[Bandwidth]:
     """Whether a bandwidth is worth a line: a cut inside its spectrogram's range."""
     return bw is not None and not bw.silent and spec.freq_edges[0] < bw.hz < spec.freq_edges[-1] * 0.98
 
@@ -237,7 +243,8 @@ def save_comparison_png(
     for m in comparison.files:
         metrics = comparison.metrics.get(m.role)
         note = "" if metrics is None else f"SI-SNR {_db(metrics.si_snr)}, LSD {_db(metrics.lsd)}"
-        panels.append(Panel(m.role, m.path.name, spectrogram(m.audio.samples, m.audio.sample_rate), m.bandwidth, note))
+        spec = spectrogram(m.audio.samples, m.audio.sample_rate)
+        panels.append(Panel(m.role, m.path.name, spec, m.bandwidth, note))
     return draw_spectrograms(panels, path, overwrite=overwrite)
 
 
