@@ -7,6 +7,7 @@ one core, under each thread setting given:
 - ``default``: what apollo-cli does (its OpenMP wait policy and thread count);
 - ``spin``: OpenMP threads that spin while waiting (``OMP_WAIT_POLICY=ACTIVE``);
 - ``passive``: threads that sleep while waiting (``OMP_WAIT_POLICY=PASSIVE``);
+- ``spin20k``: a short spin, then sleep (``GOMP_SPINCOUNT=20000``, libgomp's own knob);
 - ``1thread``: one thread (``OMP_NUM_THREADS=1``).
 
 It prints each run's wall time, its slowdown against the fastest setting on the
@@ -34,6 +35,7 @@ SETTINGS: dict[str, dict[str, str]] = {
     "default": {},
     "spin": {"OMP_WAIT_POLICY": "ACTIVE"},
     "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "spin20k": {"GOMP_SPINCOUNT": "20000"},
     "1thread": {"OMP_NUM_THREADS": "1"},
 }
 

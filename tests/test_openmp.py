@@ -28,6 +28,11 @@ def test_a_users_policy_is_kept(policy: str) -> None:
     assert _run(SHOW, OMP_WAIT_POLICY=policy) == policy
 
 
+def test_a_users_spin_count_is_kept() -> None:
+    # libgomp ignores GOMP_SPINCOUNT under a passive policy: setting one would override it.
+    assert _run(SHOW, GOMP_SPINCOUNT="20000") == "None"
+
+
 def test_torch_imported_first_is_left_alone() -> None:
     # libgomp has read its settings by then: setting the variable would only mislead.
     assert _run("import torch\n" + SHOW) == "None"

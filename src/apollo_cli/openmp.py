@@ -12,7 +12,8 @@ times as long there, and were no slower on the quiet machine
 (``benchmarks/contention.py``; figures in the README's *Speed and memory*).
 
 libgomp reads the policy once, when it is loaded with torch, so this must run before
-torch is imported; a policy the user set is always kept.
+torch is imported; a policy the user set (``OMP_WAIT_POLICY``, or libgomp's own
+``GOMP_SPINCOUNT``) is always kept.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def prefer_passive_waiting() -> bool:
     libgomp) is already loaded, or when the user chose a policy of their own.
     """
     name, value = WAIT_POLICY
-    if "torch" in sys.modules or name in os.environ:
+    if "torch" in sys.modules or name in os.environ or "GOMP_SPINCOUNT" in os.environ:
         return False
     os.environ[name] = value
     return True
