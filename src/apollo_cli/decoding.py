@@ -232,31 +232,27 @@ def _riff_truncation(fh: BinaryIO, size: int) -> str | None:
     head = fh.read(12)
     if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return None  # RF64, W64: sizes elsewhere; libsndfile checks those
-    position = 12
-    while position + 8 <= size:
-        fh.seek(position)
-        chunk, length = struct.unpack("<4sI", fh.read(8))
-        if chunk == b"data":
-            have = size - position - 8
-            if length not in (0, 0xFFFFFFFF) and have < length:
-                return f"its data stops after {have} of the {length} bytes its header announces"
-            return None
-        position += 8 + length + (length & 1)
-    return None
+    return _data_chunk_truncation(fh, size, "<4sI", b"data", "data")
 
 
 def _aiff_truncation(fh: BinaryIO, size: int) -> str | None:
     head = fh.read(12)
     if head[:4] != b"FORM":
         return None
+    return _data_chunk_truncation(fh, size, ">4sI", b"SSND", "sound data")
+
+
+def _data_chunk_truncation(fh: BinaryIO, size: int, layout: str, data: bytes, what: str) -> str | None:
+    """Walk an IFF-style file's chunks from byte 12 to ``data``; say if it is cut short."""
     position = 12
     while position + 8 <= size:
         fh.seek(position)
-        chunk, length = struct.unpack(">4sI", fh.read(8))
-        if chunk == b"SSND":
+        chunk, length = struct.unpack(layout, fh.read(8))
+        if chunk == data:
             have = size - position - 8
-            if have < length:
-                return f"its sound data stops after {have} of the {length} bytes its header announces"
+            # 0 and 0xFFFFFFFF: a streaming writer that never went back to fill in the size.
+            if length not in (0, 0xFFFFFFFF) and have < length:
+                return f"its {what} stops after {have} of the {length} bytes its header announces"
             return None
         position += 8 + length + (length & 1)
     return None

@@ -5,10 +5,9 @@ two parallel regions libgomp's threads spin, waiting for the next one, for up to
 about a third of a millisecond of busy looping each time. On a quiet machine that
 saves a wake-up; on a busy one a spinning thread holds a core that the thread with
 the actual work is waiting for, and the model's thousands of small parallel regions
-turn that into a collapse: beside two busy processes on two cores a restore took 8.8
-times as long as on the quiet machine, against the 1.5 times its fair share of the
-CPU allows. Threads that sleep while they wait (``OMP_WAIT_POLICY=PASSIVE``) took 2.7
-times as long there, and were no slower on the quiet machine
+pay for it: beside six busy processes on two cores a restore took 8.9 times its quiet
+time spinning, 4.5 times sleeping (``OMP_WAIT_POLICY=PASSIVE``), where its fair share
+of the CPU allows 3.5. Sleeping costs about 5 % on a quiet machine
 (``benchmarks/contention.py``; figures in the README's *Speed and memory*).
 
 libgomp reads the policy once, when it is loaded with torch, so this must run before
