@@ -42,7 +42,7 @@ from typing import Union
 import numpy as np
 import torch
 
-from . import api, audio, compiled, locks, tags
+from . import api, audio, compiled, locks, signals, tags
 from .devices import resolve_device
 from .errors import ApolloError, DeviceError, InputError, OptionError, OutputError
 from .inference import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, precision_context
@@ -794,30 +794,20 @@ class _Pipeline:
         SIGTERM (``timeout``, SLURM, ``docker stop``, systemd) and SIGHUP stop the batch
         the same way; :attr:`signum` remembers the first that came, for the exit status.
         Only in the main thread and only over the default handling (or a handler marked
-        :data:`INTERRUPT_LIKE_CTRL_C`, as the CLI's are): an embedding program's own
+        :data:`apollo_cli.signals.INTERRUPT_LIKE_CTRL_C`, as the CLI's are): an embedding program's own
         handlers, and a SIGHUP ignored by ``nohup``, are left alone.
         """
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
         def count(signum: int, frame: object) -> None:
             # Nothing that takes a lock: this runs in the main thread, wherever it is.
             if self.signum is None:
                 self.signum = signum
             self._interrupts += 1
 
-        previous = {}
-        for signum in _STOP_SIGNALS:
-            handler = signal.getsignal(signum)
-            default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
-            if handler is default or getattr(handler, INTERRUPT_LIKE_CTRL_C, False):
-                previous[signum] = signal.signal(signum, count)
-        try:
+        def replaceable(signum: int, handler: object) -> bool:
+            return signals.is_default(signum, handler) or getattr(handler, signals.INTERRUPT_LIKE_CTRL_C, False)
+
+        with signals.handling(signals.STOP_SIGNALS, count, replaceable):
             yield
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
 
     def _new_interrupt(self) -> bool:
         if self._interrupts == self._interrupts_seen:
@@ -1188,13 +1178,8 @@ def _recheck_output(plan: BatchPlan, job: Job) -> BatchEvent | None:
     return None
 
 
-#: The signals that stop a batch as Ctrl-C does (see _Pipeline.interrupts_at_safe_points).
-_STOP_SIGNALS = tuple(
-    s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None
-)
-#: The attribute that marks a signal handler as one that only raises KeyboardInterrupt (as
-#: the CLI's SIGTERM/SIGHUP handlers do): run_batch replaces it by its safe-point counting.
-INTERRUPT_LIKE_CTRL_C = "apollo_interrupt_like_ctrl_c"
+#: Kept for callers of earlier versions; defined in :mod:`apollo_cli.signals`.
+INTERRUPT_LIKE_CTRL_C = signals.INTERRUPT_LIKE_CTRL_C
 
 
 __all__ = [

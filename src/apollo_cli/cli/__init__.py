@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import threading
 import traceback
 from contextlib import contextmanager
 from typing import Annotated, Iterator, Optional
@@ -22,7 +21,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .. import __version__
-from ..batch import INTERRUPT_LIKE_CTRL_C
+from .. import signals
 from ..errors import ApolloError, OptionError
 
 app = typer.Typer(
@@ -75,7 +74,7 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 
 # apollo_cli.batch replaces a handler so marked by its own, which acts at safe points.
-setattr(_raise_terminated, INTERRUPT_LIKE_CTRL_C, True)
+setattr(_raise_terminated, signals.INTERRUPT_LIKE_CTRL_C, True)
 
 
 @contextmanager
@@ -88,19 +87,8 @@ def stop_signals_interrupt() -> Iterator[None]:
     default action (a SIGHUP ignored by ``nohup`` stays ignored); the previous handlers
     are put back on the way out.
     """
-    if threading.current_thread() is not threading.main_thread():
+    with signals.handling((s for s in signals.STOP_SIGNALS if s != signal.SIGINT), _raise_terminated):
         yield
-        return
-    previous = {}
-    for name in ("SIGTERM", "SIGHUP"):
-        signum = getattr(signal, name, None)
-        if signum is not None and signal.getsignal(signum) is signal.SIG_DFL:
-            previous[signum] = signal.signal(signum, _raise_terminated)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def interrupted_status(exc: BaseException) -> int:
