@@ -31,6 +31,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from apollo_cli.options import RestoreOptions
 import apollo_cli
 from apollo_cli import batch
 from apollo_cli.model import Apollo
@@ -71,7 +72,7 @@ def timed_batch(folder: Path, out: Path, model: Apollo, devices: list[torch.devi
     """Audio seconds per second for `apollo batch`'s runner on every file in ``folder``."""
     plan = batch.plan_batch(folder, out)
     began = time.perf_counter()
-    summary = batch.run_batch(plan, model, devices=devices, chunk_seconds=args.chunk_seconds, batch_size=args.batch_size)
+    summary = batch.run_batch(plan, model, devices=devices, options=RestoreOptions(chunk_seconds=args.chunk_seconds, batch_size=args.batch_size))
     wall = time.perf_counter() - began
     assert summary.ok and len(summary.done) == len(plan.jobs), summary.failed
     return summary.audio_seconds / wall
@@ -89,9 +90,7 @@ def timed_loop(folder: Path, out: Path, model: Apollo, args: argparse.Namespace)
 
     def loop() -> None:
         for source in sorted(folder.glob("*.mp3")):
-            result = apollo_cli.restore_file(
-                model, source, out / f"{source.stem}.flac", chunk_seconds=args.chunk_seconds, batch_size=args.batch_size
-            )
+            result = apollo_cli.restore_file(model, source, out / f"{source.stem}.flac", options=RestoreOptions(chunk_seconds=args.chunk_seconds, batch_size=args.batch_size))
             audio.append(result.duration)
 
     began = time.perf_counter()
@@ -133,7 +132,7 @@ def main() -> None:
             sf.write(short / f"{i:03d}.mp3", music(args.seconds, seed=i), 44100, format="MP3")
         sf.write(long / "long.mp3", music(total, seed=99), 44100, format="MP3")
         # Warm up (one-time set-up such as packed weights) before anything is timed.
-        apollo_cli.restore(model, music(1.0, seed=7).T, 44100, chunk_seconds=args.chunk_seconds)
+        apollo_cli.restore(model, music(1.0, seed=7).T, 44100, options=RestoreOptions(chunk_seconds=args.chunk_seconds))
 
         names = ["1 long file, apollo batch", f"{args.files} short files, apollo batch"]
         if not args.no_loop:

@@ -151,6 +151,7 @@ def run_one(args: argparse.Namespace) -> None:
     import torch
 
     import apollo_cli
+    from apollo_cli.options import RestoreOptions
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -171,10 +172,7 @@ def run_one(args: argparse.Namespace) -> None:
 
     reset_peak_rss()
     start = time.perf_counter()
-    result = apollo_cli.restore_file(
-        model, source, target, chunk_seconds=args.chunk_seconds, batch_size=args.batch_size,
-        precision=args.precision, compile=args.compile == "yes", progress=progress, carry_tags=False,
-    )
+    result = apollo_cli.restore_file(model, source, target, progress=progress, carry_tags=False, options=RestoreOptions(chunk_seconds=args.chunk_seconds, batch_size=args.batch_size, precision=args.precision, compile=args.compile == "yes"))
     elapsed = time.perf_counter() - start
     record = {
         "precision": args.precision,
@@ -216,7 +214,7 @@ def main() -> None:
 
     import soundfile as sf
 
-    from apollo_cli.inference import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS
+    from apollo_cli.options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS
 
     if args.one:
         args.seconds, args.precision = args.seconds[0], args.precision[0]

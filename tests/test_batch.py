@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from apollo_cli.options import RestoreOptions
 import apollo_cli
 from apollo_cli import batch
 from apollo_cli.errors import OptionError
@@ -273,10 +274,10 @@ def test_help_lists_batch() -> None:
 def test_one_bad_file_never_stops_the_batch(good_library: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = apollo_cli.api.restore
 
-    def flaky(model, samples, rate, **kwargs):  # type: ignore[no-untyped-def]
+    def flaky(model, samples, rate, *args, **kwargs):  # type: ignore[no-untyped-def]
         if samples.shape[-1] == round(0.8 * 44100):  # three.wav only
             raise RuntimeError("something unexpected\nsecond line")
-        return real(model, samples, rate, **kwargs)
+        return real(model, samples, rate, *args, **kwargs)
 
     monkeypatch.setattr(apollo_cli.api, "restore", flaky)
     result = run(*tiny(good_library))
@@ -300,7 +301,7 @@ def test_interrupted_batch_resumes(good_library: Path, model: apollo_cli.Apollo,
             raise KeyboardInterrupt
 
     with pytest.raises(batch.BatchInterrupted) as stopped:
-        batch.run_batch(plan, model, chunk_seconds=0.5, events=ctrl_c_after_first_file)
+        batch.run_batch(plan, model, events=ctrl_c_after_first_file, options=RestoreOptions(chunk_seconds=0.5))
     summary = stopped.value.summary
     assert summary.interrupted and not summary.ok
     done = [d.job.name for d in summary.done]
@@ -312,14 +313,14 @@ def test_interrupted_batch_resumes(good_library: Path, model: apollo_cli.Apollo,
     restored_again: list[int] = []
     real = apollo_cli.api.restore
 
-    def counting(model, samples, rate, **kwargs):  # type: ignore[no-untyped-def]
+    def counting(model, samples, rate, *args, **kwargs):  # type: ignore[no-untyped-def]
         restored_again.append(samples.shape[-1])
-        return real(model, samples, rate, **kwargs)
+        return real(model, samples, rate, *args, **kwargs)
 
     monkeypatch.setattr(apollo_cli.api, "restore", counting)
     plan = batch.plan_batch(good_library)
     assert sorted(job.name for job in plan.skipped) == sorted(done)
-    summary = batch.run_batch(plan, model, chunk_seconds=0.5)
+    summary = batch.run_batch(plan, model, options=RestoreOptions(chunk_seconds=0.5))
     assert summary.ok and len(summary.done) == len(GOOD) - len(done)
     assert len(restored_again) == len(GOOD) - len(done)  # nothing was redone
     assert files_under(out) == expected_outputs(GOOD)
@@ -331,11 +332,11 @@ def test_ctrl_c_inside_the_pipeline_cli(good_library: Path, monkeypatch: pytest.
     real = apollo_cli.api.restore
     calls: list[int] = []
 
-    def interrupted_on_second(model, samples, rate, **kwargs):  # type: ignore[no-untyped-def]
+    def interrupted_on_second(model, samples, rate, *args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(model, samples, rate, **kwargs)
+        return real(model, samples, rate, *args, **kwargs)
 
     monkeypatch.setattr(apollo_cli.api, "restore", interrupted_on_second)
     out = good_library.parent / "lib-restored"
@@ -378,7 +379,7 @@ def test_second_ctrl_c_drops_restored_files_not_yet_written(good_library: Path, 
             raise KeyboardInterrupt
 
     with pytest.raises(batch.BatchInterrupted) as stopped:
-        batch.run_batch(batch.plan_batch(good_library), model, chunk_seconds=0.5, events=impatient)
+        batch.run_batch(batch.plan_batch(good_library), model, events=impatient, options=RestoreOptions(chunk_seconds=0.5))
     out = good_library.parent / "lib-restored"
     assert files_under(out) == expected_outputs([d.job.name for d in stopped.value.summary.done])
 
@@ -409,7 +410,7 @@ def _interrupt_twice_with_real_signals(good_library: Path, model: apollo_cli.Apo
             sent.append("returned")  # not interrupted here, in the middle of whatever ran
 
     with pytest.raises(batch.BatchInterrupted) as stopped:
-        batch.run_batch(batch.plan_batch(good_library), model, chunk_seconds=0.5, events=ctrl_c)
+        batch.run_batch(batch.plan_batch(good_library), model, events=ctrl_c, options=RestoreOptions(chunk_seconds=0.5))
     assert sent == ["FileDone", "returned", "Stopping", "returned"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     summary = stopped.value.summary
@@ -514,7 +515,7 @@ def test_two_cpu_workers_match_one(good_library: Path, model: apollo_cli.Apollo)
 
     threads = torch.get_num_threads()
     one = batch.plan_batch(good_library, good_library.parent / "one", fmt="wav")
-    batch.run_batch(one, model, chunk_seconds=0.5)
+    batch.run_batch(one, model, options=RestoreOptions(chunk_seconds=0.5))
     two = batch.plan_batch(good_library, good_library.parent / "two", fmt="wav")
     workers: set[int] = set()
     threads_during: list[int] = []
@@ -524,7 +525,7 @@ def test_two_cpu_workers_match_one(good_library: Path, model: apollo_cli.Apollo)
             workers.add(event.worker)
             threads_during.append(torch.get_num_threads())
 
-    summary = batch.run_batch(two, model, devices="cpu,cpu", chunk_seconds=0.5, events=note)
+    summary = batch.run_batch(two, model, devices="cpu,cpu", events=note, options=RestoreOptions(chunk_seconds=0.5))
     assert summary.ok and len(summary.done) == len(GOOD)
     assert workers == {0, 1}  # both workers took files
     assert set(threads_during) == {max(1, threads // 2)} and torch.get_num_threads() == threads

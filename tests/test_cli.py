@@ -62,8 +62,8 @@ def test_clipping_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     # A stand-in model output that goes beyond full scale: the CLI must say so.
     real = apollo_cli.api.restore_stream
 
-    def loud(model, blocks, sink, **kw):  # type: ignore[no-untyped-def]
-        return real(model, blocks, lambda core: sink(core * 1000), **kw)
+    def loud(model, blocks, sink, *args, **kw):  # type: ignore[no-untyped-def]
+        return real(model, blocks, lambda core: sink(core * 1000), *args, **kw)
 
     monkeypatch.setattr(apollo_cli.api, "restore_stream", loud)
     out = tmp_path / "o.wav"

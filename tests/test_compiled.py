@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from apollo_cli.options import RestoreOptions
 import apollo_cli
 from apollo_cli import compiled
 from apollo_cli import model as model_module
@@ -36,7 +37,7 @@ def model() -> apollo_cli.Apollo:
 def test_compiled_matches_eager(model: apollo_cli.Apollo, monkeypatch: pytest.MonkeyPatch) -> None:
     # 1.3 s in 0.5 s chunks: full chunks and a shorter last one, so padded tail slices too.
     audio = make_music(1.3)
-    eager = apollo_cli.restore(model, audio, 44100, chunk_seconds=0.5)
+    eager = apollo_cli.restore(model, audio, 44100, options=RestoreOptions(chunk_seconds=0.5))
     used: list[str] = []
     real = compiled.compiled
 
@@ -49,7 +50,7 @@ def test_compiled_matches_eager(model: apollo_cli.Apollo, monkeypatch: pytest.Mo
         return compiled_fn
 
     monkeypatch.setattr(compiled, "compiled", counting)
-    fast = apollo_cli.restore(model, audio, 44100, chunk_seconds=0.5, compile=True)
+    fast = apollo_cli.restore(model, audio, 44100, options=RestoreOptions(chunk_seconds=0.5, compile=True))
     layers = model.config.layers
     # Every band slice and every time-block slice went through the compiled functions.
     assert used.count("band_slice") >= layers and used.count("time_update") >= 3 * layers
@@ -83,7 +84,7 @@ def test_missing_compiler_is_one_line_and_writes_nothing(tmp_path: Path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["song.wav"]
     # The library says the same.
     with pytest.raises(apollo_cli.MissingDependencyError, match="C\\+\\+ compiler"):
-        apollo_cli.restore(apollo_cli.load_model(TINY_MODEL), make_music(0.5), 44100, compile=True)
+        apollo_cli.restore(apollo_cli.load_model(TINY_MODEL), make_music(0.5), 44100, options=RestoreOptions(compile=True))
 
 
 def test_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -114,5 +115,5 @@ def test_batch_with_compile(tmp_path: Path, model: apollo_cli.Apollo) -> None:
     assert result.exit_code == 0, result.output
     for name, samples in music.items():
         written, _ = sf.read(tmp_path / "lib-restored" / name, dtype="float32", always_2d=True)
-        eager = apollo_cli.restore(model, samples, 44100, chunk_seconds=0.5)
+        eager = apollo_cli.restore(model, samples, 44100, options=RestoreOptions(chunk_seconds=0.5))
         assert np.abs(written.T - eager).max() <= 1e-5 * np.abs(eager).max()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 import apollo_cli
-from apollo_cli import InputError, OptionError
+from apollo_cli import InputError, OptionError, RestoreOptions, batch
 
 FIXTURES = Path(__file__).parent / "fixtures"
 #: Whether this CPU runs bfloat16 products (AVX-512 BF16 or AMX); CI machines vary.
@@ -33,7 +35,7 @@ def test_chunked_equals_whole_file(model: apollo_cli.Apollo, samples: int, chunk
     audio = (0.1 * rng.standard_normal((2, samples))).astype(np.float32)
     with torch.inference_mode():
         whole = model(torch.from_numpy(audio)[None])[0].numpy()
-    chunked = apollo_cli.restore(model, audio, 44100, chunk_seconds=chunk_seconds, batch_size=batch_size)
+    chunked = apollo_cli.restore(model, audio, 44100, options=RestoreOptions(chunk_seconds=chunk_seconds, batch_size=batch_size))
     assert chunked.shape == whole.shape
     assert snr_db(whole, chunked) >= 100
 
@@ -42,7 +44,7 @@ def test_work_per_call_is_bounded_by_the_chunk(model: apollo_cli.Apollo) -> None
     seen: list[tuple[int, ...]] = []
     hook = model.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
     try:
-        apollo_cli.restore(model, np.zeros((2, 44100 * 20), np.float32), 44100, chunk_seconds=1.0, batch_size=2)
+        apollo_cli.restore(model, np.zeros((2, 44100 * 20), np.float32), 44100, options=RestoreOptions(chunk_seconds=1.0, batch_size=2))
     finally:
         hook.remove()
     hop = model.config.hop
@@ -54,8 +56,7 @@ def test_work_per_call_is_bounded_by_the_chunk(model: apollo_cli.Apollo) -> None
 
 def test_progress_reports_every_sample_once(model: apollo_cli.Apollo) -> None:
     calls: list[tuple[int, int]] = []
-    apollo_cli.restore(model, np.zeros(44100 * 3, np.float32), 44100, chunk_seconds=0.5,
-                       progress=lambda done, total: calls.append((done, total)))
+    apollo_cli.restore(model, np.zeros(44100 * 3, np.float32), 44100, progress=lambda done, total: calls.append((done, total)), options=RestoreOptions(chunk_seconds=0.5))
     assert calls[-1] == (44100 * 3, 44100 * 3)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
 
@@ -95,12 +96,36 @@ def test_too_short(model: apollo_cli.Apollo) -> None:
         apollo_cli.restore(model, np.zeros(100, np.float32), 44100)
 
 
-def test_bad_options(model: apollo_cli.Apollo) -> None:
-    audio = np.zeros(44100, np.float32)
-    with pytest.raises(OptionError):
-        apollo_cli.restore(model, audio, 44100, chunk_seconds=0)
-    with pytest.raises(OptionError):
-        apollo_cli.restore(model, audio, 44100, batch_size=0)
+def test_bad_options_are_refused_when_made() -> None:
+    with pytest.raises(OptionError, match="chunk length"):
+        RestoreOptions(chunk_seconds=0)
+    with pytest.raises(OptionError, match="chunk length"):
+        RestoreOptions(chunk_seconds=float("nan"))
+    with pytest.raises(OptionError, match="batch size"):
+        RestoreOptions(batch_size=0)
+    with pytest.raises(OptionError, match="unknown precision"):
+        RestoreOptions(precision="int8")
+    base = RestoreOptions(chunk_seconds=2.0)
+    with pytest.raises(OptionError, match="batch size"):
+        dataclasses.replace(base, batch_size=-1)  # replace re-checks
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        base.precision = "bf16"  # type: ignore[misc]
+
+
+def test_one_options_value_reaches_every_layer(model: apollo_cli.Apollo, tmp_path: Path) -> None:
+    """The same options give the same audio through restore, restore_file and the batch runner."""
+    options = RestoreOptions(chunk_seconds=0.3, batch_size=2)
+    audio = (0.1 * np.random.default_rng(5).standard_normal((2, 44100))).astype(np.float32)
+    source = tmp_path / "in" / "a.wav"
+    source.parent.mkdir()
+    sf.write(source, audio.T, 44100, subtype="FLOAT")
+    in_memory = apollo_cli.restore(model, audio, 44100, options)
+    apollo_cli.restore_file(model, source, tmp_path / "one.wav", options, bit_depth=32)
+    summary = batch.run_batch(batch.plan_batch(source.parent, tmp_path / "out", fmt="wav"), model, bit_depth=32,
+                              options=options)  # fmt: skip
+    assert summary.ok
+    for written in (tmp_path / "one.wav", tmp_path / "out" / "a.wav"):
+        np.testing.assert_array_equal(sf.read(written, dtype="float32", always_2d=True)[0].T, in_memory)
 
 
 def test_keep_returns_exactly_that_part_of_the_output(model: apollo_cli.Apollo) -> None:
@@ -125,7 +150,7 @@ def test_fallback_products_match_onednn(model: apollo_cli.Apollo, monkeypatch: p
 def test_bf16_stays_close_to_fp32(model: apollo_cli.Apollo) -> None:
     with np.load(FIXTURES / "tiny_parity_io.npz") as data:
         audio, reference = data["stereo_input"], data["stereo_output"]
-    reduced = apollo_cli.restore(model, audio, 44100, precision="bf16", chunk_seconds=0.5)
+    reduced = apollo_cli.restore(model, audio, 44100, options=RestoreOptions(precision="bf16", chunk_seconds=0.5))
     assert reduced.dtype == np.float32
     assert 35 <= snr_db(reference, reduced) < 100  # reduced precision, within the target
 
@@ -133,9 +158,9 @@ def test_bf16_stays_close_to_fp32(model: apollo_cli.Apollo) -> None:
 def test_unusable_precisions(model: apollo_cli.Apollo) -> None:
     audio = np.zeros(44100, np.float32)
     with pytest.raises(OptionError, match="fp16 is for GPUs"):
-        apollo_cli.restore(model, audio, 44100, precision="fp16")
+        apollo_cli.restore(model, audio, 44100, options=RestoreOptions(precision="fp16"))
     with pytest.raises(OptionError, match="unknown precision"):
-        apollo_cli.restore(model, audio, 44100, precision="int8")
+        apollo_cli.restore(model, audio, 44100, options=RestoreOptions(precision="int8"))
 
 
 def test_a_model_that_has_run_can_be_copied(model: apollo_cli.Apollo) -> None:
@@ -163,17 +188,17 @@ def test_weights_changed_after_a_run_take_effect(precision: str) -> None:
         pytest.skip("this CPU has no bfloat16 support")
     model = apollo_cli.load_model(FIXTURES / "tiny_official_format.bin", device="cpu")
     audio = (0.1 * np.random.default_rng(7).standard_normal((2, 30000))).astype(np.float32)
-    before = apollo_cli.restore(model, audio, 44100, precision=precision)
+    before = apollo_cli.restore(model, audio, 44100, options=RestoreOptions(precision=precision))
     with torch.no_grad():
         # A norm gain (folded into the next product), a projection and a band encoder gain.
         model.net[0].band_net.input_norm.weight.mul_(1.5)
         model.net[1].seq_net.blocks[2].conv[4].weight.mul_(-1)
         model.BN[3][0].weight.add_(0.5)
-    changed = apollo_cli.restore(model, audio, 44100, precision=precision)
+    changed = apollo_cli.restore(model, audio, 44100, options=RestoreOptions(precision=precision))
     fresh = apollo_cli.load_model(FIXTURES / "tiny_official_format.bin", device="cpu")
     fresh.load_state_dict(model.state_dict())
     assert np.abs(changed - before).max() > 1e-3
-    np.testing.assert_allclose(changed, apollo_cli.restore(fresh, audio, 44100, precision=precision), atol=1e-6)
+    np.testing.assert_allclose(changed, apollo_cli.restore(fresh, audio, 44100, options=RestoreOptions(precision=precision)), atol=1e-6)
     # And loading the original weights back restores the original numbers.
     model.load_state_dict(apollo_cli.load_model(FIXTURES / "tiny_official_format.bin", device="cpu").state_dict())
-    np.testing.assert_allclose(apollo_cli.restore(model, audio, 44100, precision=precision), before, atol=1e-6)
+    np.testing.assert_allclose(apollo_cli.restore(model, audio, 44100, options=RestoreOptions(precision=precision)), before, atol=1e-6)

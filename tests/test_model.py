@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from apollo_cli.options import RestoreOptions
 import apollo_cli
 from apollo_cli import CheckpointError, UnsafeCheckpointError, load_model
 from apollo_cli import model as model_module
@@ -35,7 +36,7 @@ def test_each_format_reproduces_reference(fmt: str, parity: dict[str, np.ndarray
         x = parity[f"{case}_input"]
         with torch.inference_mode():
             whole = model(torch.from_numpy(x)[None])[0].numpy()
-        chunked = apollo_cli.restore(model, x, 44100, chunk_seconds=0.25, batch_size=2)
+        chunked = apollo_cli.restore(model, x, 44100, options=RestoreOptions(chunk_seconds=0.25, batch_size=2))
         ref = parity[f"{case}_output"]
         assert whole.shape == ref.shape
         assert np.abs(whole - ref).max() < 1e-4, (fmt, case)
@@ -58,7 +59,7 @@ def test_eager_runs_the_slice_functions(monkeypatch: pytest.MonkeyPatch, parity:
             return _real(x, p, *rest)
 
         monkeypatch.setattr(model_module, name, spy)
-    y = apollo_cli.restore(model, parity["stereo_input"], 44100, chunk_seconds=0.25)
+    y = apollo_cli.restore(model, parity["stereo_input"], 44100, options=RestoreOptions(chunk_seconds=0.25))
     assert np.abs(y - parity["stereo_output"]).max() < 1e-4
     names = [n for n, _ in calls]
     assert names.count("band_slice") >= model.config.layers

@@ -131,6 +131,7 @@ def test_batch_takes_sigterm_at_a_safe_point(tmp_path: Path) -> None:
     """In-process: under the CLI's handlers a real SIGTERM is counted by run_batch, not raised mid-callback."""
     import apollo_cli
     from apollo_cli import batch
+    from apollo_cli.options import RestoreOptions
     from apollo_cli.cli import Terminated, stop_signals_interrupt
 
     library = tmp_path / "lib"
@@ -150,7 +151,7 @@ def test_batch_takes_sigterm_at_a_safe_point(tmp_path: Path) -> None:
         with stop_signals_interrupt():
             cli_handler = signal.getsignal(signal.SIGTERM)
             with pytest.raises(batch.BatchInterrupted) as stopped:
-                batch.run_batch(batch.plan_batch(library), model, chunk_seconds=0.5, events=terminate_after_first_file)
+                batch.run_batch(batch.plan_batch(library), model, events=terminate_after_first_file, options=RestoreOptions(chunk_seconds=0.5))
             assert signal.getsignal(signal.SIGTERM) is cli_handler  # put back
             with pytest.raises(Terminated):  # and the CLI's handler raises, outside a batch
                 os.kill(os.getpid(), signal.SIGTERM)

@@ -15,6 +15,7 @@ import soundfile as sf
 import torch
 from conftest import TINY_MODEL, assert_one_line_error, make_music, run_cli
 
+from apollo_cli.options import RestoreOptions
 import apollo_cli
 from apollo_cli import audio, batch
 from apollo_cli.errors import InputError, OutputError
@@ -40,10 +41,10 @@ def _ffmpeg(*args: str) -> None:
 @pytest.mark.parametrize("block", [997, 4096, 30000])
 def test_stream_equals_whole_waveform(model: apollo_cli.Apollo, block: int) -> None:
     wave = torch.from_numpy(make_music(2.3, channels=2))
-    expected = restore_waveform(model, wave, chunk_seconds=0.4)
+    expected = restore_waveform(model, wave, options=RestoreOptions(chunk_seconds=0.4))
     pieces: list[torch.Tensor] = []
     blocks = [wave[:, i : i + block] for i in range(0, wave.shape[1], block)]
-    count = restore_stream(model, blocks, pieces.append, channels=2, chunk_seconds=0.4)
+    count = restore_stream(model, blocks, pieces.append, channels=2, options=RestoreOptions(chunk_seconds=0.4))
     assert count == wave.shape[1]
     torch.testing.assert_close(torch.cat(pieces, dim=1), expected, rtol=0, atol=0)
 
@@ -64,7 +65,7 @@ def test_stream_hands_on_output_before_the_input_ends(model: apollo_cli.Apollo) 
         if not read_when_first_output:
             read_when_first_output.append(read)
 
-    restore_stream(model, blocks(), sink, channels=1, chunk_seconds=0.5)
+    restore_stream(model, blocks(), sink, channels=1, options=RestoreOptions(chunk_seconds=0.5))
     assert read_when_first_output[0] < wave.shape[1] / 3
 
 
@@ -81,10 +82,10 @@ def test_restore_file_equals_in_memory_restore_with_resampling(model: apollo_cli
     source = tmp_path / "in.flac"
     sf.write(source, make_music(3.1, sample_rate=48000).T, 48000, subtype="PCM_24")
     decoded = audio.load_audio(source)
-    expected = apollo_cli.restore(model, decoded.samples, decoded.sample_rate, chunk_seconds=0.7)
+    expected = apollo_cli.restore(model, decoded.samples, decoded.sample_rate, options=RestoreOptions(chunk_seconds=0.7))
     out = tmp_path / "out.wav"
     calls: list[tuple[int, int]] = []
-    apollo_cli.restore_file(model, source, out, chunk_seconds=0.7, progress=lambda d, t: calls.append((d, t)))
+    apollo_cli.restore_file(model, source, out, progress=lambda d, t: calls.append((d, t)), options=RestoreOptions(chunk_seconds=0.7))
     written, rate = sf.read(out, dtype="float32", always_2d=True)
     assert rate == RATE
     np.testing.assert_array_equal(written.T, expected)
@@ -250,7 +251,7 @@ def test_batch_streams_long_files_with_the_same_output(
     for i, seconds in enumerate((0.6, 1.7, 2.4)):
         sf.write(library / f"{i}.wav", make_music(seconds, seed=i).T, RATE)
     plan = batch.plan_batch(library, tmp_path / "in-memory")
-    assert batch.run_batch(plan, model, chunk_seconds=0.5).ok
+    assert batch.run_batch(plan, model, options=RestoreOptions(chunk_seconds=0.5)).ok
     monkeypatch.setattr(batch, "PREFETCH_SECONDS", 1.0)  # the two longer files are streamed
     streamed: list[str] = []
     real = apollo_cli.api.restore_source
@@ -261,7 +262,7 @@ def test_batch_streams_long_files_with_the_same_output(
 
     monkeypatch.setattr(apollo_cli.api, "restore_source", spy)
     plan = batch.plan_batch(library, tmp_path / "streamed")
-    summary = batch.run_batch(plan, model, chunk_seconds=0.5)
+    summary = batch.run_batch(plan, model, options=RestoreOptions(chunk_seconds=0.5))
     assert summary.ok and len(summary.done) == 3
     assert sorted(streamed) == ["1.flac", "2.flac"]
     for i in range(3):

@@ -5,6 +5,7 @@ The public surface is small::
     import apollo_cli
     model = apollo_cli.load_model()                      # or a name / checkpoint path
     restored = apollo_cli.restore(model, audio, sample_rate)
+    fast = apollo_cli.restore(model, audio, sample_rate, apollo_cli.RestoreOptions(precision="bf16"))
     apollo_cli.restore_file(model, "song.mp3", "song.flac")
 """
 
@@ -30,6 +31,7 @@ from .errors import (  # noqa: E402
     UnsafeCheckpointError,
 )
 from .model import Apollo, ApolloConfig  # noqa: E402
+from .options import RestoreOptions  # noqa: E402
 
 __all__ = [
     "Apollo",
@@ -42,6 +44,7 @@ __all__ = [
     "ModelError",
     "OptionError",
     "OutputError",
+    "RestoreOptions",
     "RestoreResult",
     "UnsafeCheckpointError",
     "__version__",

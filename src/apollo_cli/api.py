@@ -23,14 +23,9 @@ from .checkpoint import check_keys, read_checkpoint
 from .devices import resolve_device
 from .errors import InputError, OutputError
 from .hub import DownloadProgress
-from .inference import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_CHUNK_SECONDS,
-    ProgressCallback,
-    restore_stream,
-    restore_waveform,
-)
+from .inference import ProgressCallback, restore_stream, restore_waveform
 from .model import Apollo, config_from_state_dict
+from .options import RestoreOptions
 from .registry import DEFAULT_MODEL
 
 
@@ -88,21 +83,18 @@ def restore(
     model: Apollo,
     waveform: np.ndarray | torch.Tensor,
     sample_rate: int,
+    options: RestoreOptions | None = None,
     *,
-    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-    batch_size: int | None = DEFAULT_BATCH_SIZE,
-    precision: str = "fp32",
-    compile: bool = False,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Restore audio shaped ``(samples,)`` or ``(channels, samples)``.
 
     Audio at another rate is first resampled to the model's (44.1 kHz). Returns a
     float32 array of the same rank at the model's sample rate. Channels are
-    restored independently, as the model does. ``precision`` is ``fp32`` (exact),
-    ``bf16`` (CPUs with bfloat16 support, GPUs) or ``fp16`` (GPUs). ``compile`` runs
-    the model through ``torch.compile`` (faster after a one-time compile, see
-    :mod:`apollo_cli.compiled`).
+    restored independently, as the model does. ``options`` (a
+    :class:`~apollo_cli.RestoreOptions`; default: exact ``fp32`` in 10 s chunks) sets
+    chunking, precision and compilation, for example
+    ``RestoreOptions(precision="bf16")``.
     """
     data = waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else np.asarray(waveform)
     if data.ndim not in (1, 2):
@@ -110,10 +102,7 @@ def restore(
     mono = data.ndim == 1
     data = np.ascontiguousarray(data[None] if mono else data, dtype=np.float32)
     data = audio.resample(data, int(sample_rate), model.config.sample_rate)
-    out = restore_waveform(
-        model, torch.from_numpy(data), chunk_seconds=chunk_seconds, batch_size=batch_size,
-        precision=precision, compile=compile, progress=progress,
-    ).numpy()
+    out = restore_waveform(model, torch.from_numpy(data), options, progress=progress).numpy()
     return out[0] if mono else out
 
 
@@ -144,13 +133,10 @@ def restore_file(
     model: Apollo,
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str] | None = None,
+    options: RestoreOptions | None = None,
     *,
     bit_depth: int | None = None,
     overwrite: bool = False,
-    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-    batch_size: int | None = DEFAULT_BATCH_SIZE,
-    precision: str = "fp32",
-    compile: bool = False,
     progress: ProgressCallback | None = None,
     carry_tags: bool = True,
 ) -> RestoreResult:
@@ -164,8 +150,11 @@ def restore_file(
     complete. ``progress(done, total)`` counts samples at the model's rate, ``total``
     being the length the input announces. With ``carry_tags`` the input's tags and
     pictures are copied into the output (see :mod:`apollo_cli.tags`); what cannot be
-    carried is listed in ``tag_warnings`` and never fails the restore.
+    carried is listed in ``tag_warnings`` and never fails the restore. ``options`` as
+    for :func:`restore`; whether the model's device can run them is checked first.
     """
+    options = options or RestoreOptions()
+    options.check(next(model.parameters()).device)
     source = Path(input_path)
     target = Path(output_path) if output_path is not None else default_output_path(source)
     audio.check_output(target, bit_depth=bit_depth, overwrite=overwrite)
@@ -176,10 +165,9 @@ def restore_file(
         audio.check_channels(target, opened.channels)
         carried = tags.read_tags(source) if carry_tags else tags.Tags()
         return restore_source(
-            model, opened, target, carried, bit_depth=bit_depth, overwrite=overwrite, started=started,
-            chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, compile=compile,
+            model, opened, target, carried, options, bit_depth=bit_depth, overwrite=overwrite, started=started,
             progress=progress,
-        )  # fmt: skip
+        )
 
 
 def restore_source(
@@ -187,14 +175,11 @@ def restore_source(
     source: audio.AudioSource,
     target: Path,
     carried: tags.Tags,
+    options: RestoreOptions,
     *,
     bit_depth: int | None,
     overwrite: bool,
     started: float,
-    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-    batch_size: int | None = DEFAULT_BATCH_SIZE,
-    precision: str = "fp32",
-    compile: bool = False,
     progress: ProgressCallback | None = None,
     finalize: Callable[[Path], None] | None = None,
 ) -> RestoreResult:
@@ -212,11 +197,9 @@ def restore_source(
         target, source.channels, rate, bit_depth=bit_depth, overwrite=overwrite, expected_frames=expected
     ) as writer:
         restore_stream(
-            model, (torch.from_numpy(block) for block in blocks), lambda core: writer.write(core.numpy()),
-            channels=source.channels, total=expected, name=str(source.path),
-            chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, compile=compile,
-            progress=progress,
-        )  # fmt: skip
+            model, (torch.from_numpy(block) for block in blocks), lambda core: writer.write(core.numpy()), options,
+            channels=source.channels, total=expected, name=str(source.path), progress=progress,
+        )
         return _commit(writer, source.path, carried, started, finalize)
 
 

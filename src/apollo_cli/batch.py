@@ -42,10 +42,10 @@ from typing import Union
 import numpy as np
 import torch
 
-from . import api, audio, compiled, locks, signals, tags
+from . import api, audio, locks, signals, tags
 from .devices import resolve_device
 from .errors import ApolloError, DeviceError, InputError, OptionError, OutputError
-from .inference import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, precision_context
+from .options import RestoreOptions
 from .model import Apollo
 
 #: Extensions of the files a batch picks up (any case). Content decides how they are
@@ -543,10 +543,7 @@ def run_batch(
     *,
     devices: Sequence[str | torch.device] | str | None = None,
     bit_depth: int | None = None,
-    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-    batch_size: int | None = DEFAULT_BATCH_SIZE,
-    precision: str = "fp32",
-    compile: bool = False,
+    options: RestoreOptions | None = None,
     carry_tags: bool = True,
     events: EventCallback | None = None,
 ) -> BatchSummary:
@@ -554,8 +551,8 @@ def run_batch(
 
     ``devices`` defaults to the model's own device; a string is parsed by
     :func:`parse_devices`. ``events`` receives :data:`BatchEvent` objects, always in
-    the calling thread. ``chunk_seconds``, ``batch_size``, ``precision`` and ``compile`` are passed to
-    :func:`apollo_cli.restore`. Failures of single files are reported (``FileFailed``) and the
+    the calling thread. ``options`` (a :class:`~apollo_cli.RestoreOptions`) apply to every
+    file. Failures of single files are reported (``FileFailed``) and the
     batch goes on. Several CPU workers share the cores: each gets
     ``torch.get_num_threads() // workers`` threads (at least one) for the run.
 
@@ -578,10 +575,9 @@ def run_batch(
     if not targets:
         raise DeviceError("no devices to run on")
     depth = check_bit_depth(plan.format, bit_depth)
+    options = options or RestoreOptions()
     for device in dict.fromkeys(targets):  # an unsupported precision fails now, not per file
-        precision_context(device, precision)
-        if compile:
-            compiled.check_available(device)
+        options.check(device)
     summary = plan_summary(plan)
     summary.devices = tuple(str(d) for d in targets)
     emit = events or (lambda event: None)
@@ -599,7 +595,7 @@ def run_batch(
         raise OutputError(f"the output folder {plan.output_dir} is not writable; choose another with -o")
 
     models = replicate(model, targets)
-    pipeline = _Pipeline(plan, models, depth, chunk_seconds, batch_size, precision, compile, carry_tags)
+    pipeline = _Pipeline(plan, models, depth, options, carry_tags)
     # PyTorch's CPU thread pool size is one setting for the whole process: K CPU workers
     # each get 1/K of it, or they would oversubscribe the cores K times over.
     cpu_workers = sum(1 for d in targets if d.type == "cpu")
@@ -747,20 +743,14 @@ class _Pipeline:
         plan: BatchPlan,
         models: list[Apollo],
         bit_depth: int,
-        chunk_seconds: float,
-        batch_size: int | None,
-        precision: str,
-        compile: bool,
+        options: RestoreOptions,
         carry_tags: bool,
     ) -> None:
         self.plan = plan
         self.models = models
         self.rate = models[0].config.sample_rate
         self.bit_depth = bit_depth
-        self.chunk_seconds = chunk_seconds
-        self.batch_size = batch_size
-        self.precision = precision
-        self.compile = compile
+        self.options = options
         self.carry_tags = carry_tags
         self.stop = threading.Event()  # start nothing new; abandon inference
         self.abort = threading.Event()  # also drop restored files not yet written
@@ -1026,10 +1016,8 @@ class _Pipeline:
                 began = time.perf_counter()
                 try:
                     restored = api.restore(
-                        model, item.samples, self.rate,
-                        chunk_seconds=self.chunk_seconds, batch_size=self.batch_size,
-                        precision=self.precision, compile=self.compile, progress=self._progress(job, index),
-                    )  # fmt: skip
+                        model, item.samples, self.rate, self.options, progress=self._progress(job, index)
+                    )
                 except _RECOVERABLE as exc:
                     self._fail(job, exc)
                     continue
@@ -1065,11 +1053,9 @@ class _Pipeline:
             with item.source:
                 self._prepare_output(job)
                 result = api.restore_source(
-                    model, item.source, job.output, item.tags,
+                    model, item.source, job.output, item.tags, self.options,
                     bit_depth=self.bit_depth, overwrite=self.plan.overwrite, started=began,
-                    chunk_seconds=self.chunk_seconds, batch_size=self.batch_size,
-                    precision=self.precision, compile=self.compile, progress=self._progress(job, index),
-                    finalize=self._unless_aborted,
+                    progress=self._progress(job, index), finalize=self._unless_aborted,
                 )  # fmt: skip
         except _Cancelled:
             return

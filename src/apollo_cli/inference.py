@@ -17,17 +17,16 @@ reported through a callback so this module never imports a UI.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from . import compiled
 from .allocator import inference_heap
-from .errors import InputError, MissingDependencyError, OptionError
+from .errors import InputError, MissingDependencyError
 from .model import Apollo
+from .options import RestoreOptions
 
 #: ``progress(done_samples, total_samples)`` after every batch of chunks.
 ProgressCallback = Callable[[int, int], None]
@@ -37,14 +36,11 @@ ProgressCallback = Callable[[int, int], None]
 #: and a few for safety.
 CONTEXT_MARGIN_FRAMES = 4
 
-DEFAULT_CHUNK_SECONDS = 10.0
-#: ``None``: 1 on a CPU (larger batches only add memory there), on a GPU as many
-#: chunks as fit in free memory, up to :data:`MAX_AUTO_BATCH`.
-DEFAULT_BATCH_SIZE: int | None = None
+#: Most chunks per call that :func:`auto_batch_size` picks.
 MAX_AUTO_BATCH = 16
 
-#: ``--precision`` values and the dtype each runs matrix products in.
-PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: The dtype each ``--precision`` (:data:`apollo_cli.options.PRECISIONS`) runs matrix products in.
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -115,22 +111,12 @@ def precision_context(device: torch.device, precision: str) -> contextlib.Abstra
 
     Under autocast the matrix products and the element-wise work between them run in
     reduced precision; the model keeps its norms, the residual stream, the STFT and
-    the inverse STFT in float32.
+    the inverse STFT in float32. Whether the device supports the precision is
+    :meth:`RestoreOptions.check`'s question, asked before this.
     """
-    if precision not in PRECISIONS:
-        raise OptionError(f"unknown precision '{precision}'; use fp32, bf16 or fp16")
     if precision == "fp32":
         return contextlib.nullcontext()
-    if device.type == "cpu":
-        if precision == "fp16":
-            raise OptionError("fp16 is for GPUs; on the CPU use --precision bf16")
-        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-            raise OptionError(
-                "this CPU has no bfloat16 support (AVX-512 BF16 or AMX); use --precision fp32"
-            )
-    if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
-        raise OptionError(f"{device} has no bfloat16 support; use --precision fp16")
-    return torch.autocast(device.type, dtype=PRECISIONS[precision])
+    return torch.autocast(device.type, dtype=DTYPES[precision])
 
 
 def auto_batch_size(model: Apollo, window_samples: int, channels: int, device: torch.device) -> int:
@@ -154,22 +140,19 @@ def auto_batch_size(model: Apollo, window_samples: int, channels: int, device: t
 def restore_waveform(
     model: Apollo,
     waveform: Tensor,
+    options: RestoreOptions | None = None,
     *,
-    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-    batch_size: int | None = DEFAULT_BATCH_SIZE,
-    precision: str = "fp32",
-    compile: bool = False,
     progress: ProgressCallback | None = None,
 ) -> Tensor:
     """Restore a ``(channels, samples)`` waveform at the model's sample rate.
 
     Runs the model on the device its parameters are on, in chunks of about
-    ``chunk_seconds`` (``batch_size`` of them per call; ``None`` picks, see
-    :func:`auto_batch_size`), and returns the restored
-    waveform as a float32 CPU tensor of the same shape. In ``fp32`` the result equals
-    whole-file inference; memory is bounded by the chunk size and batch size.
-    ``compile`` runs the model's blocks through ``torch.compile`` (see
-    :mod:`apollo_cli.compiled`): faster once compiled, within 1e-5 of the eager result.
+    ``options.chunk_seconds`` (``options.batch_size`` of them per call; ``None`` picks,
+    see :func:`auto_batch_size`), and returns the restored waveform as a float32 CPU
+    tensor of the same shape. In ``fp32`` the result equals whole-file inference;
+    memory is bounded by the chunk size and batch size. ``options.compile`` runs the
+    model's blocks through ``torch.compile`` (see :mod:`apollo_cli.compiled`): faster
+    once compiled, within 1e-5 of the eager result.
     """
     if waveform.dim() != 2:
         raise InputError(f"expected audio shaped (channels, samples), got {tuple(waveform.shape)}")
@@ -184,11 +167,7 @@ def restore_waveform(
         output[:, written : written + core.shape[1]] = core
         written += core.shape[1]
 
-    restore_stream(
-        model, [waveform], sink, channels=waveform.shape[0], total=waveform.shape[1],
-        chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, compile=compile,
-        progress=progress,
-    )  # fmt: skip
+    restore_stream(model, [waveform], sink, options, channels=waveform.shape[0], total=waveform.shape[1], progress=progress)
     return output
 
 
@@ -196,13 +175,10 @@ def restore_stream(
     model: Apollo,
     blocks: Iterable[Tensor],
     sink: Callable[[Tensor], None],
+    options: RestoreOptions | None = None,
     *,
     channels: int,
     total: int | None = None,
-    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-    batch_size: int | None = DEFAULT_BATCH_SIZE,
-    precision: str = "fp32",
-    compile: bool = False,
     progress: ProgressCallback | None = None,
     name: str | None = None,
 ) -> int:
@@ -216,19 +192,16 @@ def restore_stream(
     number of samples, if known) only sizes ``progress``; ``name`` names the audio in
     errors. Returns the samples restored.
     """
-    if not math.isfinite(chunk_seconds) or not chunk_seconds > 0:
-        raise OptionError(f"chunk length must be a positive number of seconds, got {chunk_seconds}")
-    if batch_size is not None and batch_size < 1:
-        raise OptionError(f"batch size must be at least 1, got {batch_size}")
+    options = options or RestoreOptions()
     cfg = model.config
     device = next(model.parameters()).device
-    autocast = precision_context(device, precision)
-    if compile:
-        compiled.check_available(device)
-    core_frames = max(1, round(chunk_seconds * cfg.sample_rate / cfg.hop))
+    options.check(device)
+    autocast = precision_context(device, options.precision)
+    core_frames = max(1, round(options.chunk_seconds * cfg.sample_rate / cfg.hop))
     windows = _windows(
         blocks, channels, core_frames * cfg.hop, context_frames(model) * cfg.hop, cfg.win // 2, name or "the audio"
     )
+    batch_size = options.batch_size
     if batch_size is None:
         longest = core_frames * cfg.hop + 2 * context_frames(model) * cfg.hop
         batch_size = auto_batch_size(model, longest, channels, device)
@@ -244,7 +217,7 @@ def restore_stream(
                 stacked = stacked.pin_memory()
             first = batch[0][0]
             try:
-                result = model(stacked.to(device, non_blocking=pin), keep=first.keep, use_compiled=compile)
+                result = model(stacked.to(device, non_blocking=pin), keep=first.keep, use_compiled=options.compile)
             except torch._dynamo.exc.BackendCompilerFailed as exc:
                 # A compiler that is installed but cannot build TorchInductor's code.
                 line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -28,8 +28,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from .. import batch as lib
-from ..compiled import check_available as check_compile_available
-from ..inference import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, precision_context
+from ..options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, RestoreOptions
 from ..progress import Display, format_duration
 from ..registry import DEFAULT_MODEL
 from . import (
@@ -126,11 +125,10 @@ def batch(
     with reported_errors(debug), stop_signals_interrupt():
         chosen_shard = lib.parse_shard(shard) if shard is not None else None
         bits = lib.check_bit_depth(fmt.value, bit_depth)
+        options = RestoreOptions(chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, compile=compile)
         devices = lib.parse_devices(device)
         for target in dict.fromkeys(devices):  # an unsupported --precision fails before any work
-            precision_context(target, precision)
-            if compile:
-                check_compile_available(target)
+            options.check(target)
         plan = lib.plan_batch(
             input_dir, output, fmt=fmt.value, recursive=recursive, include=include or (),
             shard=chosen_shard, overwrite=overwrite,
@@ -158,10 +156,8 @@ def batch(
                     )  # fmt: skip
                 with _BatchDisplay(quiet, plan, devices) as display:
                     summary = lib.run_batch(
-                        plan, apollo, devices=devices, bit_depth=bits,
-                        chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision,
-                        compile=compile, events=display.handle,
-                    )  # fmt: skip
+                        plan, apollo, devices=devices, bit_depth=bits, options=options, events=display.handle
+                    )
                 code = 0 if summary.ok else 1
             except lib.BatchInterrupted as stopped:
                 summary, code = stopped.summary, interrupted_status(stopped)

@@ -13,10 +13,9 @@ import typer
 from rich.markup import escape
 
 from .. import api, audio, decoding, locks
-from ..compiled import check_available as check_compile_available
 from ..decoding import STDIO
 from ..errors import OptionError
-from ..inference import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, precision_context
+from ..options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, RestoreOptions
 from ..progress import Display, format_duration
 from ..registry import DEFAULT_MODEL
 from . import (
@@ -81,6 +80,7 @@ def restore(
         check_spectrogram_option(spectrogram, overwrite=overwrite, debug=debug, protected=_protected(input, output))
     # SIGTERM/SIGHUP stop like Ctrl-C: temporaries removed, one line, exit 143/129.
     with reported_errors(debug), stop_signals_interrupt(), contextlib.ExitStack() as stack:
+        options = RestoreOptions(chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, compile=compile)
         reading_stdin = str(input) == STDIO
         to_stdout = output is not None and str(output) == STDIO
         if reading_stdin and output is None:
@@ -113,17 +113,12 @@ def restore(
                 model, device=device, download_progress=fetched, revision=revision, offline=offline or None
             )
         # An unsupported precision is known now; say so before decoding anything.
-        precision_context(next(apollo.parameters()).device, precision)
-        if compile:
-            check_compile_available(next(apollo.parameters()).device)
+        options.check(next(apollo.parameters()).device)
         label = "standard input" if reading_stdin else input.name
         with display.audio(f"restoring {label}", apollo.config.sample_rate) as advance:
             result = api.restore_file(
-                apollo, source, target,
-                bit_depth=bit_depth, overwrite=overwrite,
-                chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, compile=compile,
-                progress=advance,
-            )  # fmt: skip
+                apollo, source, target, options, bit_depth=bit_depth, overwrite=overwrite, progress=advance
+            )
         if to_stdout:
             with result.output.open("rb") as restored:
                 shutil.copyfileobj(restored, sys.stdout.buffer, 1 << 20)
