@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from . import audio, tags
+from . import audio, controls, tags
+from .analysis.bandwidth import estimate_bandwidth, estimate_bandwidth_blocks
 from .checkpoint import check_keys, read_checkpoint
 from .devices import resolve_device
 from .errors import InputError, OutputError
@@ -92,15 +93,17 @@ def restore(
     Audio at another rate is first resampled to the model's (44.1 kHz). Returns a
     float32 array of the same rank at the model's sample rate. Channels are
     restored independently, as the model does. ``options`` (a
-    :class:`~apollo_cli.RestoreOptions`; default: exact ``fp32`` in 10 s chunks) sets
-    chunking, precision and compilation, for example
-    ``RestoreOptions(precision="bf16")``.
+    :class:`~apollo_cli.RestoreOptions`; default: exact ``fp32`` in 10 s chunks, no
+    controls) sets chunking, precision, compilation and the restoration controls, for
+    example ``RestoreOptions(precision="bf16", cutoff="auto")``; :func:`resolve_controls`
+    says what ``auto`` chooses.
     """
     data = waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else np.asarray(waveform)
     if data.ndim not in (1, 2):
         raise InputError(f"expected audio shaped (samples,) or (channels, samples), got {data.shape}")
     mono = data.ndim == 1
     data = np.ascontiguousarray(data[None] if mono else data, dtype=np.float32)
+    options, _notes = resolve_controls(options or RestoreOptions(), data, int(sample_rate))
     data = audio.resample(data, int(sample_rate), model.config.sample_rate)
     out = restore_waveform(model, torch.from_numpy(data), options, progress=progress).numpy()
     return out[0] if mono else out
@@ -121,6 +124,38 @@ class RestoreResult:
     clipped_samples: int
     #: Tags or pictures that could not be carried from the input, one line each.
     tag_warnings: tuple[str, ...] = ()
+    #: What the restoration controls did for this file (``auto`` choices), one line each.
+    notes: tuple[str, ...] = ()
+
+
+def resolve_controls(
+    options: RestoreOptions, audio_in: np.ndarray | audio.AudioSource, sample_rate: int | None = None
+) -> tuple[RestoreOptions, tuple[str, ...]]:
+    """``options`` with ``auto`` restoration controls set for this audio, and notes on what was done.
+
+    ``audio_in`` is a ``(channels, samples)`` array at ``sample_rate``, or an opened file
+    (:func:`apollo_cli.audio.open_audio`), which is then read once more, a block at a
+    time, to measure its bandwidth as ``apollo inspect`` does. Without ``auto`` controls
+    nothing is measured. The notes, one line each, say what ``auto`` chose and what a
+    control does not do for this audio (``--stereo mid-side`` on a mono file, say).
+    """
+    if isinstance(audio_in, np.ndarray):
+        channels = audio_in.shape[0] if audio_in.ndim == 2 else 1
+        if "auto" not in (options.cutoff, options.keep_lows):
+            return controls.resolve(options, None, channels)
+        if sample_rate is None:
+            raise ValueError("an array needs its sample_rate")
+        return controls.resolve(options, estimate_bandwidth(audio_in, sample_rate), channels)
+    source = audio_in
+    if "auto" not in (options.cutoff, options.keep_lows):
+        return controls.resolve(options, None, source.channels)
+    frames = source.frames
+    if not frames:  # a stream that does not announce its length: count it first
+        with audio.open_audio(source.path) as counting:
+            frames = sum(block.shape[1] for block in counting.blocks())
+    with audio.open_audio(source.path) as again:
+        measured = estimate_bandwidth_blocks(again.blocks(), again.sample_rate, frames)
+    return controls.resolve(options, measured, source.channels)
 
 
 def default_output_path(input_path: str | os.PathLike[str]) -> Path:
@@ -190,6 +225,7 @@ def restore_source(
     ``time.perf_counter()`` at which work on the file began; ``finalize`` runs on the
     finished temporary file after the tags are added.
     """
+    options, notes = resolve_controls(options, source)
     rate = model.config.sample_rate
     expected = round(source.frames * rate / source.sample_rate) if source.frames else None
     blocks = audio.resampled(source.blocks(), source.sample_rate, rate, source.channels)
@@ -200,7 +236,7 @@ def restore_source(
             model, (torch.from_numpy(block) for block in blocks), lambda core: writer.write(core.numpy()), options,
             channels=source.channels, total=expected, name=str(source.path), progress=progress,
         )
-        return _commit(writer, source.path, carried, started, finalize)
+        return replace(_commit(writer, source.path, carried, started, finalize), notes=notes)
 
 
 def write_restored(

@@ -24,7 +24,8 @@ import torch
 from torch import Tensor
 
 from .allocator import inference_heap
-from .errors import InputError, MissingDependencyError
+from .controls import Controls
+from .errors import InputError, MissingDependencyError, OptionError
 from .model import Apollo
 from .options import RestoreOptions
 
@@ -196,6 +197,14 @@ def restore_stream(
     cfg = model.config
     device = next(model.parameters()).device
     options.check(device)
+    if "auto" in (options.cutoff, options.keep_lows):
+        raise OptionError(
+            "'auto' restoration controls need the whole audio to measure; resolve them first "
+            "(apollo_cli.api.resolve_controls) or give a frequency"
+        )
+    controls = Controls(options, channels, cfg.sample_rate)
+    if controls.active:
+        blocks, sink = controls.inputs(blocks), controls.outputs(sink)
     autocast = precision_context(device, options.precision)
     core_frames = max(1, round(options.chunk_seconds * cfg.sample_rate / cfg.hop))
     windows = _windows(
@@ -230,6 +239,7 @@ def restore_stream(
                 done += chunk.core_stop - chunk.core_start
             if progress is not None:
                 progress(done, max(done, total or 0))
+    controls.finish()
     return done
 
 

@@ -57,10 +57,12 @@ estimate then says what the file holds, which can be well below the nominal lowp
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InputError
 from .framing import TINY, as_2d, frame_count, frame_power
 
 #: A bandwidth at or above this is "full band" for music: nothing much for Apollo to add.
@@ -133,14 +135,49 @@ def long_term_spectrum(
     about 100 Hz. ``samples`` is ``(frames,)`` or ``(channels, frames)``.
     """
     x = as_2d(samples)
+    return long_term_spectrum_blocks([x], sample_rate, x.shape[1], n_fft=n_fft)
+
+
+def long_term_spectrum_blocks(
+    blocks: Iterable[np.ndarray], sample_rate: int, frames: int, *, n_fft: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`long_term_spectrum` of audio that arrives as ``(channels, n)`` blocks, ``frames`` long in all.
+
+    Only the analysis frames are kept, so memory does not grow with the audio's length;
+    the result equals :func:`long_term_spectrum` of the whole signal.
+    """
     n = n_fft or bandwidth_fft_size(sample_rate)
     hop = n // 2
-    count = frame_count(x.shape[1], n, hop)
+    count = frame_count(frames, n, hop)
     # At most _MAX_FRAMES frames, spread evenly: their starts need not fall on the hop grid.
     starts = np.linspace(0, (count - 1) * hop, min(count, _MAX_FRAMES)).round().astype(np.int64)
     power = np.zeros((starts.size, n // 2 + 1))
-    for first, block in frame_power(x, starts, n, block=256):
-        power[first : first + len(block)] = block
+    buffer: np.ndarray | None = None
+    offset = 0  # the absolute index of buffer[:, 0]
+    done = 0  # frames measured so far
+
+    def measure(upto: int) -> None:
+        nonlocal done
+        assert buffer is not None
+        for first, block in frame_power(buffer, starts[done:upto] - offset, n, block=256):
+            power[done + first : done + first + len(block)] = block
+        done = upto
+
+    for block in blocks:
+        x = as_2d(block)
+        buffer = x if buffer is None else np.concatenate((buffer, x), axis=1)
+        end = offset + buffer.shape[1]
+        ready = int(np.searchsorted(starts + n, end, side="right"))
+        if ready > done:
+            measure(ready)
+        keep_from = int(starts[done]) if done < starts.size else end
+        buffer = buffer[:, keep_from - offset :]
+        offset = keep_from
+    if buffer is None:
+        raise InputError("no audio to measure")
+    if done < starts.size:  # the last frames reach past the end (a short file): zero-padded
+        buffer = np.pad(buffer, ((0, 0), (0, max(0, int(starts[-1]) + n - offset - buffer.shape[1]))))
+        measure(starts.size)
     loudness = power.sum(axis=1)
     keep = loudness >= loudness.max() * 10 ** (-_QUIET_FRAME_DB / 10)
     level = np.percentile(10 * np.log10(power[keep] + TINY), _PERCENTILE, axis=0)
@@ -155,7 +192,16 @@ def estimate_bandwidth(samples: np.ndarray, sample_rate: int) -> Bandwidth:
     The frequency above which the audio holds nothing but noise floor; the method is
     described in the module docstring.
     """
-    freqs, level = long_term_spectrum(samples, sample_rate)
+    return bandwidth_of_spectrum(*long_term_spectrum(samples, sample_rate), sample_rate)
+
+
+def estimate_bandwidth_blocks(blocks: Iterable[np.ndarray], sample_rate: int, frames: int) -> Bandwidth:
+    """:func:`estimate_bandwidth` of audio that arrives as blocks, ``frames`` long in all, in bounded memory."""
+    return bandwidth_of_spectrum(*long_term_spectrum_blocks(blocks, sample_rate, frames), sample_rate)
+
+
+def bandwidth_of_spectrum(freqs: np.ndarray, level: np.ndarray, sample_rate: int) -> Bandwidth:
+    """Step 3 of the method: the bandwidth that a long-term spectrum shows."""
     bin_hz = freqs[1]
     nyquist = sample_rate / 2
     peak = float(level.max())
