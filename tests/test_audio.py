@@ -23,7 +23,7 @@ from apollo_cli.audio import (
     resample,
     write_audio,
 )
-from apollo_cli.errors import InputError, MissingDependencyError, OutputError
+from apollo_cli.errors import InputError, MissingDependencyError, OptionError, OutputError
 from conftest import make_music
 
 FFMPEG = shutil.which("ffmpeg")
@@ -382,6 +382,25 @@ def test_unsupported_bit_depth(
     with _raises_one_line(OutputError, match):
         write_audio(tmp_path / name, music, 44100, bit_depth=bits)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_one_bit_depth_rule_for_files_and_batches(tmp_path: Path) -> None:
+    """``apollo batch`` checks a bit depth up front by the very rule that writing a file applies."""
+    from apollo_cli import batch
+
+    assert batch.OUTPUT_FORMATS == {"flac": ".flac", "wav": ".wav"}
+    for suffix, fmt in audio.OUTPUT_FORMATS.items():
+        target = tmp_path / f"o{suffix}"
+        assert batch.check_bit_depth(fmt.lower(), None) == audio.check_output(target) == default_bit_depth(fmt)
+        for bits in (8, 16, 24, 32):
+            try:
+                allowed = audio.check_output(target, bit_depth=bits)
+            except OutputError as exc:
+                with pytest.raises(OptionError) as refused:
+                    batch.check_bit_depth(fmt, bits)
+                assert str(exc) == f"cannot write {target}: {refused.value}"
+            else:
+                assert batch.check_bit_depth(fmt, bits) == allowed == bits
 
 
 def test_flac_channel_limit(tmp_path: Path) -> None:

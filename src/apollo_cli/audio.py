@@ -32,12 +32,15 @@ from .decoding import (  # noqa: F401 - re-exported: the audio module's public r
     one_line,
     open_audio,
 )
-from .errors import OutputError
+from .errors import OptionError, OutputError
 
 MODEL_SAMPLE_RATE = 44100
 
-_OUTPUT_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
-_BIT_DEPTHS = {"WAV": (16, 24, 32), "FLAC": (16, 24)}
+#: The output formats, by file extension (lower case). ``--format`` names them in lower
+#: case without the dot (``apollo_cli.batch.OUTPUT_FORMATS`` is that view of this table).
+OUTPUT_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
+#: The bit depths each output format holds, the default (the deepest) last.
+BIT_DEPTHS = {"WAV": (16, 24, 32), "FLAC": (16, 24)}
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ def output_format(path: str | os.PathLike[str]) -> str:
     """The output format, "WAV" or "FLAC", from the file's extension (any case)."""
     suffix = Path(path).suffix.lower()
     try:
-        return _OUTPUT_FORMATS[suffix]
+        return OUTPUT_FORMATS[suffix]
     except KeyError:
         got = f"'{suffix}'" if suffix else "no extension"
         raise OutputError(
@@ -109,7 +112,23 @@ def output_format(path: str | os.PathLike[str]) -> str:
 
 def default_bit_depth(fmt: str) -> int:
     """Default bit depth: 24 for FLAC, 32 (float) for WAV."""
-    return {"FLAC": 24, "WAV": 32}[fmt]
+    return BIT_DEPTHS[fmt][-1]
+
+
+def bit_depth_for(fmt: str, bit_depth: int | None = None) -> int:
+    """The bit depth to write ``fmt`` ("FLAC" or "WAV", any case) with: ``bit_depth``, or the default.
+
+    Raises a one-line :class:`~apollo_cli.errors.OptionError` when the format cannot hold
+    ``bit_depth`` (writing a file, :func:`check_output` says so as an OutputError naming it).
+    """
+    fmt = fmt.upper()
+    bits = default_bit_depth(fmt) if bit_depth is None else bit_depth
+    if bits not in BIT_DEPTHS[fmt]:
+        *others, last = BIT_DEPTHS[fmt]
+        raise OptionError(
+            f"{fmt} supports bit depth {', '.join(map(str, others))} or {last}, not {bits}; choose one of those"
+        )
+    return bits
 
 
 def check_output(
@@ -133,15 +152,10 @@ def check_output(
             f"cannot write {text}: {folder}, not a file; give an output file name "
             f"such as {target / 'song.flac'} (for a folder of files use apollo batch)"
         )
-    fmt = output_format(target)
-    bits = default_bit_depth(fmt) if bit_depth is None else bit_depth
-    if bits not in _BIT_DEPTHS[fmt]:
-        *others, last = _BIT_DEPTHS[fmt]
-        allowed = f"{', '.join(map(str, others))} or {last}"
-        raise OutputError(
-            f"cannot write {target}: {fmt} supports bit depth {allowed}, not {bits}; "
-            "choose one of those"
-        )
+    try:
+        bits = bit_depth_for(output_format(target), bit_depth)
+    except OptionError as exc:
+        raise OutputError(f"cannot write {target}: {exc}") from None
     _check_writable(target, overwrite)
     return bits
 

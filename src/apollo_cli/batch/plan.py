@@ -23,8 +23,8 @@ from .shards import Shard, output_key
 AUDIO_EXTENSIONS = frozenset(
     {".mp3", ".wav", ".flac", ".ogg", ".m4a", ".aac", ".opus", ".wma", ".aiff", ".aif"}
 )
-#: Output formats by the name ``--format`` takes.
-OUTPUT_FORMATS = {"flac": ".flac", "wav": ".wav"}
+#: Output formats by the name ``--format`` takes: their extension (``{"flac": ".flac", ...}``).
+OUTPUT_FORMATS = {fmt.lower(): suffix for suffix, fmt in audio.OUTPUT_FORMATS.items()}
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import torch
 
 from .. import api, audio, compiled, locks, signals, tags
 from ..devices import parse_devices, resolve_device
-from ..errors import ApolloError, DeviceError, OptionError, OutputError
+from ..errors import ApolloError, DeviceError, OutputError
 from ..inference import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, precision_context
 from ..model import Apollo
 from .events import (
@@ -207,17 +207,8 @@ def _drain_after_interrupt(pipeline: _Pipeline, record: EventCallback, emit: Eve
             raise
 
 
-def check_bit_depth(fmt: str, bit_depth: int | None) -> int:
-    """The bit depth to write ``fmt`` (FLAC/WAV, any case) with; a one-line OptionError if not allowed."""
-    fmt = fmt.upper()
-    allowed = {"FLAC": (16, 24), "WAV": (16, 24, 32)}[fmt]
-    bits = audio.default_bit_depth(fmt) if bit_depth is None else bit_depth
-    if bits not in allowed:
-        *others, last = allowed
-        raise OptionError(
-            f"{fmt} supports bit depth {', '.join(map(str, others))} or {last}, not {bits}; choose one of those"
-        )
-    return bits
+#: The bit depth to write a format (FLAC/WAV, any case) with; a one-line OptionError if not allowed.
+check_bit_depth = audio.bit_depth_for
 
 
 class _Cancelled(BaseException):
