@@ -498,3 +498,46 @@ def test_failed_write_leaves_nothing(
         assert "no space left on device" in str(info.value).lower() and "\n" not in str(info.value)
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
     assert target.read_bytes() == b"old take"
+
+
+def test_temp_files_are_found_by_their_output(tmp_path: Path) -> None:
+    """The temporary files a writer makes are the ones :func:`audio.temp_files` finds, and only those."""
+    target = tmp_path / "song.flac"
+    made = audio.create_temp_beside(target)
+    assert audio.TEMP_PATTERN.match(made.name)
+    for name in (".song.flac.0badf00d.part", ".song.flac.part", ".other.flac.0badf00d.part", "song.flac"):
+        (tmp_path / name).touch()
+    assert sorted(audio.temp_files(target)) == sorted([made, tmp_path / ".song.flac.0badf00d.part"])
+    assert audio.temp_files(tmp_path / "none.flac") == []
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [(None, None), (ValueError("bad figure"), ValueError), (KeyboardInterrupt(), KeyboardInterrupt),
+     (OSError(28, "No space left on device"), OutputError)],
+)  # fmt: skip
+def test_atomic_output(tmp_path: Path, error: BaseException | None, expected: type[BaseException] | None) -> None:
+    """A file written through atomic_output appears whole when the block ends, or not at all."""
+    target = tmp_path / "picture.png"
+    target.write_bytes(b"old")
+
+    def write() -> None:
+        with audio.atomic_output(target) as tmp:
+            assert tmp.parent == tmp_path and audio.temp_files(target) == [tmp]
+            tmp.write_bytes(b"new")
+            assert target.read_bytes() == b"old"  # nothing visible until complete
+            if error is not None:
+                raise error
+
+    if expected is None:
+        write()
+        assert target.read_bytes() == b"new"
+    else:
+        with pytest.raises(expected) as info:
+            write()
+        assert target.read_bytes() == b"old"
+        if expected is OutputError:
+            assert str(info.value) == (
+                f"cannot write {target}: No space left on device; check free space and permissions"
+            )
+    assert [p.name for p in tmp_path.iterdir()] == ["picture.png"]

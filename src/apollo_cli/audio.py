@@ -8,8 +8,11 @@ a hidden temporary file beside its target, so no output is ever held whole in me
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import glob
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterable, Iterator
@@ -382,10 +385,48 @@ def _check_writable(target: Path, overwrite: bool) -> None:
 check_writable = _check_writable
 
 
+#: The name of a temporary file beside an output NAME: ``.NAME.XXXXXXXX.part`` (8 hex digits).
+TEMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.part$")
+
+
+def temp_files(target: str | os.PathLike[str]) -> list[Path]:
+    """The temporary files of ``target`` that exist beside it (see :data:`TEMP_PATTERN`).
+
+    A writer at work, or one that was killed, left them. Raises OSError when the folder
+    cannot be listed.
+    """
+    target = Path(target)
+    siblings = target.parent.glob(f".{glob.escape(target.name)}.*.part")
+    return [p for p in siblings if (m := TEMP_PATTERN.match(p.name)) and m.group("name") == target.name]
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A hidden temporary file beside ``path`` to write, renamed into place when the block ends.
+
+    For writers of other files than audio (plot.py's PNGs): a reader never sees a
+    half-written ``path``. If the block raises (Ctrl-C included), the temporary file
+    is removed and the exception propagates; an OSError, there or in the rename,
+    becomes a one-line :class:`~apollo_cli.errors.OutputError`.
+    """
+    target = Path(path)
+    tmp = create_temp_beside(target)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError(
+                f"cannot write {target}: {exc.strerror or exc}; check free space and permissions"
+            ) from None
+        raise
+
+
 def create_temp_beside(target: Path) -> Path:
     """Create an empty hidden temp file beside ``target``: os.replace needs one filesystem."""
     # O_EXCL with mode 0o666 (not mkstemp's 0o600) so the final file gets the usual
-    # umask-derived permissions.
+    # umask-derived permissions. The name matches TEMP_PATTERN.
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
     try:
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
