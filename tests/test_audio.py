@@ -23,7 +23,7 @@ from apollo_cli.audio import (
     resample,
     write_audio,
 )
-from apollo_cli.errors import InputError, MissingDependencyError, OutputError
+from apollo_cli.errors import InputError, MissingDependencyError, OptionError, OutputError
 from conftest import make_music
 
 FFMPEG = shutil.which("ffmpeg")
@@ -384,6 +384,25 @@ def test_unsupported_bit_depth(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_one_bit_depth_rule_for_files_and_batches(tmp_path: Path) -> None:
+    """``apollo batch`` checks a bit depth up front by the very rule that writing a file applies."""
+    from apollo_cli import batch
+
+    assert batch.OUTPUT_FORMATS == {"flac": ".flac", "wav": ".wav"}
+    for suffix, fmt in audio.OUTPUT_FORMATS.items():
+        target = tmp_path / f"o{suffix}"
+        assert batch.check_bit_depth(fmt.lower(), None) == audio.check_output(target) == default_bit_depth(fmt)
+        for bits in (8, 16, 24, 32):
+            try:
+                allowed = audio.check_output(target, bit_depth=bits)
+            except OutputError as exc:
+                with pytest.raises(OptionError) as refused:
+                    batch.check_bit_depth(fmt, bits)
+                assert str(exc) == f"cannot write {target}: {refused.value}"
+            else:
+                assert batch.check_bit_depth(fmt, bits) == allowed == bits
+
+
 def test_flac_channel_limit(tmp_path: Path) -> None:
     with _raises_one_line(OutputError, "at most 8 channels.*write a .wav"):
         write_audio(tmp_path / "o.flac", make_music(0.1, channels=9), 44100)
@@ -479,3 +498,46 @@ def test_failed_write_leaves_nothing(
         assert "no space left on device" in str(info.value).lower() and "\n" not in str(info.value)
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
     assert target.read_bytes() == b"old take"
+
+
+def test_temp_files_are_found_by_their_output(tmp_path: Path) -> None:
+    """The temporary files a writer makes are the ones :func:`audio.temp_files` finds, and only those."""
+    target = tmp_path / "song.flac"
+    made = audio.create_temp_beside(target)
+    assert audio.TEMP_PATTERN.match(made.name)
+    for name in (".song.flac.0badf00d.part", ".song.flac.part", ".other.flac.0badf00d.part", "song.flac"):
+        (tmp_path / name).touch()
+    assert sorted(audio.temp_files(target)) == sorted([made, tmp_path / ".song.flac.0badf00d.part"])
+    assert audio.temp_files(tmp_path / "none.flac") == []
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [(None, None), (ValueError("bad figure"), ValueError), (KeyboardInterrupt(), KeyboardInterrupt),
+     (OSError(28, "No space left on device"), OutputError)],
+)  # fmt: skip
+def test_atomic_output(tmp_path: Path, error: BaseException | None, expected: type[BaseException] | None) -> None:
+    """A file written through atomic_output appears whole when the block ends, or not at all."""
+    target = tmp_path / "picture.png"
+    target.write_bytes(b"old")
+
+    def write() -> None:
+        with audio.atomic_output(target) as tmp:
+            assert tmp.parent == tmp_path and audio.temp_files(target) == [tmp]
+            tmp.write_bytes(b"new")
+            assert target.read_bytes() == b"old"  # nothing visible until complete
+            if error is not None:
+                raise error
+
+    if expected is None:
+        write()
+        assert target.read_bytes() == b"new"
+    else:
+        with pytest.raises(expected) as info:
+            write()
+        assert target.read_bytes() == b"old"
+        if expected is OutputError:
+            assert str(info.value) == (
+                f"cannot write {target}: No space left on device; check free space and permissions"
+            )
+    assert [p.name for p in tmp_path.iterdir()] == ["picture.png"]

@@ -252,7 +252,7 @@ def test_batch_streams_long_files_with_the_same_output(
         sf.write(library / f"{i}.wav", make_music(seconds, seed=i).T, RATE)
     plan = batch.plan_batch(library, tmp_path / "in-memory")
     assert batch.run_batch(plan, model, options=RestoreOptions(chunk_seconds=0.5)).ok
-    monkeypatch.setattr(batch, "PREFETCH_SECONDS", 1.0)  # the two longer files are streamed
+    monkeypatch.setattr(batch.runner, "PREFETCH_SECONDS", 1.0)  # the two longer files are streamed
     streamed: list[str] = []
     real = apollo_cli.api.restore_source
 

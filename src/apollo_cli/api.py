@@ -18,12 +18,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import audio, controls, tags
+from . import audio, controls, hub, tags
 from .analysis.bandwidth import estimate_bandwidth, estimate_bandwidth_blocks
 from .checkpoint import check_keys, read_checkpoint
 from .devices import resolve_device
 from .errors import InputError, OutputError
-from .hub import DownloadProgress
 from .inference import ProgressCallback, restore_stream, restore_waveform
 from .model import Apollo, config_from_state_dict
 from .options import RestoreOptions
@@ -34,7 +33,7 @@ def resolve_checkpoint(
     source: str | os.PathLike[str] = DEFAULT_MODEL,
     *,
     revision: str | None = None,
-    progress: DownloadProgress | None = None,
+    progress: hub.DownloadProgress | None = None,
     offline: bool | None = None,
 ) -> Path:
     """The local checkpoint file for a model, downloading and verifying it if needed.
@@ -46,8 +45,6 @@ def resolve_checkpoint(
     cache. Raises :class:`~apollo_cli.errors.ModelError` (subclasses in
     :mod:`apollo_cli.hub`) with a one-line reason.
     """
-    from . import hub
-
     return hub.resolve(source, revision=revision, offline=offline, progress=progress)
 
 
@@ -56,7 +53,7 @@ def load_model(
     *,
     device: str | torch.device = "auto",
     revision: str | None = None,
-    download_progress: DownloadProgress | None = None,
+    download_progress: hub.DownloadProgress | None = None,
     offline: bool | None = None,
 ) -> Apollo:
     """Load an Apollo generator, ready for inference.

@@ -8,8 +8,11 @@ a hidden temporary file beside its target, so no output is ever held whole in me
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import glob
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterable, Iterator
@@ -32,12 +35,15 @@ from .decoding import (  # noqa: F401 - re-exported: the audio module's public r
     one_line,
     open_audio,
 )
-from .errors import OutputError
+from .errors import OptionError, OutputError
 
 MODEL_SAMPLE_RATE = 44100
 
-_OUTPUT_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
-_BIT_DEPTHS = {"WAV": (16, 24, 32), "FLAC": (16, 24)}
+#: The output formats, by file extension (lower case). ``--format`` names them in lower
+#: case without the dot (``apollo_cli.batch.OUTPUT_FORMATS`` is that view of this table).
+OUTPUT_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
+#: The bit depths each output format holds, the default (the deepest) last.
+BIT_DEPTHS = {"WAV": (16, 24, 32), "FLAC": (16, 24)}
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,7 @@ def output_format(path: str | os.PathLike[str]) -> str:
     """The output format, "WAV" or "FLAC", from the file's extension (any case)."""
     suffix = Path(path).suffix.lower()
     try:
-        return _OUTPUT_FORMATS[suffix]
+        return OUTPUT_FORMATS[suffix]
     except KeyError:
         got = f"'{suffix}'" if suffix else "no extension"
         raise OutputError(
@@ -109,7 +115,23 @@ def output_format(path: str | os.PathLike[str]) -> str:
 
 def default_bit_depth(fmt: str) -> int:
     """Default bit depth: 24 for FLAC, 32 (float) for WAV."""
-    return {"FLAC": 24, "WAV": 32}[fmt]
+    return BIT_DEPTHS[fmt][-1]
+
+
+def bit_depth_for(fmt: str, bit_depth: int | None = None) -> int:
+    """The bit depth to write ``fmt`` ("FLAC" or "WAV", any case) with: ``bit_depth``, or the default.
+
+    Raises a one-line :class:`~apollo_cli.errors.OptionError` when the format cannot hold
+    ``bit_depth`` (writing a file, :func:`check_output` says so as an OutputError naming it).
+    """
+    fmt = fmt.upper()
+    bits = default_bit_depth(fmt) if bit_depth is None else bit_depth
+    if bits not in BIT_DEPTHS[fmt]:
+        *others, last = BIT_DEPTHS[fmt]
+        raise OptionError(
+            f"{fmt} supports bit depth {', '.join(map(str, others))} or {last}, not {bits}; choose one of those"
+        )
+    return bits
 
 
 def check_output(
@@ -133,15 +155,10 @@ def check_output(
             f"cannot write {text}: {folder}, not a file; give an output file name "
             f"such as {target / 'song.flac'} (for a folder of files use apollo batch)"
         )
-    fmt = output_format(target)
-    bits = default_bit_depth(fmt) if bit_depth is None else bit_depth
-    if bits not in _BIT_DEPTHS[fmt]:
-        *others, last = _BIT_DEPTHS[fmt]
-        allowed = f"{', '.join(map(str, others))} or {last}"
-        raise OutputError(
-            f"cannot write {target}: {fmt} supports bit depth {allowed}, not {bits}; "
-            "choose one of those"
-        )
+    try:
+        bits = bit_depth_for(output_format(target), bit_depth)
+    except OptionError as exc:
+        raise OutputError(f"cannot write {target}: {exc}") from None
     _check_writable(target, overwrite)
     return bits
 
@@ -368,10 +385,48 @@ def _check_writable(target: Path, overwrite: bool) -> None:
 check_writable = _check_writable
 
 
+#: The name of a temporary file beside an output NAME: ``.NAME.XXXXXXXX.part`` (8 hex digits).
+TEMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.part$")
+
+
+def temp_files(target: str | os.PathLike[str]) -> list[Path]:
+    """The temporary files of ``target`` that exist beside it (see :data:`TEMP_PATTERN`).
+
+    A writer at work, or one that was killed, left them. Raises OSError when the folder
+    cannot be listed.
+    """
+    target = Path(target)
+    siblings = target.parent.glob(f".{glob.escape(target.name)}.*.part")
+    return [p for p in siblings if (m := TEMP_PATTERN.match(p.name)) and m.group("name") == target.name]
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A hidden temporary file beside ``path`` to write, renamed into place when the block ends.
+
+    For writers of other files than audio (plot.py's PNGs): a reader never sees a
+    half-written ``path``. If the block raises (Ctrl-C included), the temporary file
+    is removed and the exception propagates; an OSError, there or in the rename,
+    becomes a one-line :class:`~apollo_cli.errors.OutputError`.
+    """
+    target = Path(path)
+    tmp = create_temp_beside(target)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError(
+                f"cannot write {target}: {exc.strerror or exc}; check free space and permissions"
+            ) from None
+        raise
+
+
 def create_temp_beside(target: Path) -> Path:
     """Create an empty hidden temp file beside ``target``: os.replace needs one filesystem."""
     # O_EXCL with mode 0o666 (not mkstemp's 0o600) so the final file gets the usual
-    # umask-derived permissions.
+    # umask-derived permissions. The name matches TEMP_PATTERN.
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
     try:
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))

@@ -1,8 +1,9 @@
-"""Choosing the compute device."""
+"""Choosing the compute device, and the device lists of a batch."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import torch
 
@@ -55,3 +56,29 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
+
+
+def parse_devices(spec: str | Sequence[str | torch.device] = "auto") -> list[torch.device]:
+    """Devices for a batch: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or a comma list.
+
+    A lone ``cuda`` (or ``auto`` on a machine with CUDA) means every visible GPU. A list
+    (``cuda:0,cuda:1``; ``cpu,cpu`` for two CPU workers) gives one worker per entry;
+    each entry is checked by :func:`apollo_cli.devices.resolve_device`.
+    """
+    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [str(s) for s in spec]
+    if not items or any(not item for item in items):
+        raise DeviceError(f"invalid device list '{spec}'; use e.g. cuda:0,cuda:1 (no empty entries)")
+    if len(items) == 1 and items[0].lower() in ("auto", "cuda"):
+        device = resolve_device(items[0])
+        if device.type == "cuda":
+            return [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
+        return [device]
+    return [resolve_device(item) for item in items]
+
+
+def describe_devices(devices: Sequence[torch.device | str]) -> str:
+    """``cuda:0, cuda:1`` or ``2 × cpu``."""
+    names = [str(d) for d in devices]
+    if len(set(names)) == 1 and len(names) > 1:
+        return f"{len(names)} × {names[0]}"
+    return ", ".join(names)

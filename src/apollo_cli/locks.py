@@ -22,19 +22,15 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import glob
 import os
-import re
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import audio
 from .errors import OutputError
-
-#: The temporary files :func:`apollo_cli.audio.write_audio` writes beside an output.
-_TEMP = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.part$")
 
 #: flock() errors that mean "this file system has no locks", not "someone holds it".
 _NO_LOCKING = frozenset(
@@ -202,17 +198,16 @@ def is_claimed_elsewhere(output: str | os.PathLike[str]) -> bool:
 def remove_stale_temps(output: str | os.PathLike[str]) -> list[Path]:
     """Remove the temporary files of ``output`` that no live process owns; returns them.
 
-    Temporaries (``.NAME.XXXXXXXX.part``) are owned through the claim on their output:
-    while another process holds it they are its work in progress and are kept. Without
-    a claim, or under this process's own claim (made before its temporary was), they
-    were left by a run that was killed.
+    Temporaries (``.NAME.XXXXXXXX.part``, see :func:`apollo_cli.audio.temp_files`) are owned
+    through the claim on their output: while another process holds it they are its work
+    in progress and are kept. Without a claim, or under this process's own claim (made
+    before its temporary was), they were left by a run that was killed.
     """
     target = Path(output)
     try:
-        siblings = list(target.parent.glob(f".{glob.escape(target.name)}.*.part"))
+        stale = audio.temp_files(target)
     except OSError:
         return []
-    stale = [p for p in siblings if (m := _TEMP.match(p.name)) and m.group("name") == target.name]
     if not stale or is_claimed_elsewhere(target):
         return []
     removed = []

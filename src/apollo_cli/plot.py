@@ -173,17 +173,8 @@ def draw_spectrograms(
     colorbar.set_label("power (dB)")
     colorbar.ax.tick_params(labelsize=9)
 
-    tmp = audio.create_temp_beside(target)
-    try:
+    with audio.atomic_output(target) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI, facecolor="white")
-        os.replace(tmp, target)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise OutputError(
-                f"cannot write {target}: {exc.strerror or exc}; check free space and permissions"
-            ) from None
-        raise
     return target
 
 

@@ -1,519 +1,49 @@
-"""Restore a whole folder tree: discovery, planning, sharding and a pipelined runner.
+"""Carrying out a batch plan: one model per device, decoding, inference and writing overlapped.
 
-Two steps, both usable from Python::
-
-    from apollo_cli import batch, load_model
-    plan = batch.plan_batch("Music", shard=batch.parse_shard("1/4"))
-    summary = batch.run_batch(plan, load_model(), devices=["cuda:0", "cuda:1"])
-
-:func:`plan_batch` finds the audio files under a folder and decides, for each, where its
-output goes (the mirror of its relative path under the output folder), whether it is
-already done (its output exists), whether it clashes with another file, and whether
-it belongs to this shard. It touches nothing.
-
-:func:`run_batch` carries a plan out with one model per device. Decoding and
+:func:`run_batch` carries a plan (:mod:`.plan`) out with one model per device. Decoding and
 resampling of the next files (one background thread) overlap with inference (one
 thread per device, pulling from a shared queue), and writing (one background thread)
 happens off the inference path. An output appears only when complete (atomic
 rename), so a batch stopped at any moment can simply be run again: finished files
 are skipped, the rest are done. One bad file never stops the batch. Progress is
-reported through a plain callback, called from the calling thread only, so a UI
-needs no locking; this module imports no UI.
+reported through a plain callback (:mod:`.events`), called from the calling thread only,
+so a UI needs no locking; this module imports no UI.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import fnmatch
-import hashlib
 import os
 import queue
-import re
 import signal
 import threading
 import time
-import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Union
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import api, audio, locks, signals, tags
-from .devices import resolve_device
-from .errors import ApolloError, DeviceError, InputError, OptionError, OutputError
-from .options import RestoreOptions
-from .model import Apollo
-
-#: Extensions of the files a batch picks up (any case). Content decides how they are
-#: decoded; the extension only decides what is looked at.
-AUDIO_EXTENSIONS = frozenset(
-    {".mp3", ".wav", ".flac", ".ogg", ".m4a", ".aac", ".opus", ".wma", ".aiff", ".aif"}
+from .. import api, audio, locks, signals, tags
+from ..devices import parse_devices, resolve_device
+from ..errors import ApolloError, DeviceError, OutputError
+from ..model import Apollo
+from ..options import RestoreOptions
+from .events import (
+    BatchEvent,
+    BatchInterrupted,
+    BatchSummary,
+    EventCallback,
+    FileDone,
+    FileFailed,
+    FileProgress,
+    FileSkipped,
+    FileStarted,
+    Stopping,
 )
-#: Output formats by the name ``--format`` takes.
-OUTPUT_FORMATS = {"flac": ".flac", "wav": ".wav"}
-
-# ------------------------------------------------------------------------------- sharding
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Shard ``index`` of ``count``, numbered from 1 (``--shard 1/4`` ... ``4/4``)."""
-
-    index: int
-    count: int
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.index <= self.count:
-            raise OptionError(
-                f"invalid shard {self.index}/{self.count}: K must be between 1 and N "
-                f"(shards are counted from 1: 1/{max(self.count, 1)} to {max(self.count, 1)}/{max(self.count, 1)})"
-            )
-
-    def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
-
-    def __contains__(self, relative: object) -> bool:
-        return shard_of(relative, self.count) == self.index  # type: ignore[arg-type]
-
-
-def parse_shard(text: str) -> Shard:
-    """``"K/N"`` -> :class:`Shard`, with 1 <= K <= N; a one-line :class:`OptionError` otherwise."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
-    if not match:
-        raise OptionError(f"invalid --shard '{text}': use K/N, e.g. 1/4 (shard K of N, counted from 1)")
-    index, count = int(match.group(1)), int(match.group(2))
-    if count < 1:
-        raise OptionError(f"invalid --shard '{text}': N must be at least 1")
-    return Shard(index, count)
-
-
-def output_key(relative: str | os.PathLike[str]) -> str:
-    """What identifies a file's output: its relative path without extension, normalised.
-
-    Case-folded and NFC-normalised, so names that a case-insensitive or normalising
-    file system (macOS, Windows, SMB shares) would store as one file are treated as one.
-    """
-    posix = PurePosixPath(Path(relative).as_posix())
-    stem = posix.with_suffix("") if posix.suffix else posix
-    return unicodedata.normalize("NFC", stem.as_posix()).casefold()
-
-
-def shard_of(relative: str | os.PathLike[str], count: int) -> int:
-    """The shard (1..count) a file belongs to.
-
-    A hash of :func:`output_key` of its path relative to the input folder: it depends on
-    nothing else (not the listing order, not the other files, not the machine), so
-    ``count`` machines each taking their own shard split a library exactly and without
-    talking to each other, and adding files never moves the others. Files that would
-    share an output share a shard, so a collision is always seen by one machine.
-    """
-    digest = hashlib.sha256(output_key(relative).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % count + 1
-
-
-# ------------------------------------------------------------------------------- planning
-
-
-@dataclass(frozen=True)
-class Job:
-    """One input file and where its output goes."""
-
-    source: Path
-    relative: PurePosixPath
-    output: Path
-
-    @property
-    def name(self) -> str:
-        """The input's path relative to the input folder, for messages."""
-        return self.relative.as_posix()
-
-
-@dataclass(frozen=True)
-class Collision:
-    """Inputs that would all be written to one ``output``; none of them is restored."""
-
-    output: Path
-    jobs: tuple[Job, ...]
-    reason: str
-
-
-@dataclass(frozen=True)
-class BatchPlan:
-    """What a batch will do; see :func:`plan_batch`."""
-
-    input_dir: Path
-    output_dir: Path
-    format: str
-    #: Files to restore, in order of their relative paths.
-    jobs: tuple[Job, ...]
-    #: Files whose output exists (kept; pass ``overwrite`` to redo them).
-    skipped: tuple[Job, ...]
-    #: Inputs that would overwrite each other's output (or an input); not restored.
-    collisions: tuple[Collision, ...]
-    #: Folders that could not be listed, with the reason; their files are not included.
-    unreadable: tuple[tuple[str, str], ...]
-    #: Audio files found (in every shard).
-    found: int
-    shard: Shard | None
-    overwrite: bool
-    #: Inputs that cannot be read at all (a dangling symbolic link), with the reason.
-    unusable: tuple[tuple[Job, str], ...] = ()
-
-    @property
-    def problems(self) -> list[tuple[str, str]]:
-        """``(name, reason)`` for every input the plan cannot restore."""
-        rows = [(job.name, c.reason) for c in self.collisions for job in c.jobs]
-        rows += [(job.name, reason) for job, reason in self.unusable]
-        return rows + [(f"{name}/", reason) for name, reason in self.unreadable]
-
-
-def default_output_dir(input_dir: str | os.PathLike[str]) -> Path:
-    """``INPUT_DIR-restored`` beside the input folder."""
-    resolved = Path(input_dir).resolve()
-    if not resolved.name:
-        raise OptionError(f"cannot put the output beside {resolved}; pass an output folder with -o")
-    return resolved.with_name(f"{resolved.name}-restored")
-
-
-def plan_batch(
-    input_dir: str | os.PathLike[str],
-    output_dir: str | os.PathLike[str] | None = None,
-    *,
-    fmt: str = "flac",
-    recursive: bool = True,
-    include: Iterable[str] = (),
-    shard: Shard | None = None,
-    overwrite: bool = False,
-) -> BatchPlan:
-    """Find the audio files under ``input_dir`` and decide what to do with each.
-
-    Each file (by extension, see :data:`AUDIO_EXTENSIONS`; hidden files and folders,
-    whose names start with a dot, are left out) maps to the mirror of its relative path
-    under ``output_dir`` (default ``INPUT_DIR-restored`` beside the input), with the
-    extension of ``fmt``. ``include`` patterns (any matches; case-insensitive) keep only
-    some files: a pattern without ``/`` is matched against the file name, one with ``/``
-    against the path relative to ``input_dir``. Outputs that exist are skipped unless
-    ``overwrite``. Inputs whose outputs would coincide (``song.mp3`` and ``song.flac``)
-    are collisions: none of them is restored. Nothing is written.
-
-    An input is never written to, wherever it lives. When ``output_dir`` lies inside
-    ``input_dir`` (it is then not searched), a file already at an output path counts as
-    an earlier output only if it carries apollo-cli's provenance tag (see
-    :func:`apollo_cli.tags.has_provenance`); any other file there is an original, and
-    its input is reported as a problem instead of being skipped or overwritten.
-    """
-    source_dir = Path(input_dir)
-    if not source_dir.exists():
-        raise InputError(f"input folder {source_dir} does not exist; check the path")
-    if not source_dir.is_dir():
-        raise InputError(f"{source_dir} is not a folder; use 'apollo restore' for a single file")
-    suffix = OUTPUT_FORMATS.get(fmt.lower())
-    if suffix is None:
-        raise OptionError(f"unknown output format '{fmt}'; use flac or wav")
-    target_dir = Path(output_dir) if output_dir is not None else default_output_dir(source_dir)
-    if target_dir.exists() and not target_dir.is_dir():
-        raise OutputError(f"output {target_dir} exists and is not a folder; choose an output folder")
-    real_source, real_target = source_dir.resolve(), target_dir.resolve()
-    if real_source == real_target:
-        raise OutputError(
-            f"the output folder is the input folder ({source_dir}); choose another with -o "
-            "so inputs are never overwritten"
-        )
-    patterns = [p.strip() for p in include if p.strip()]
-
-    found: list[PurePosixPath] = []
-    unreadable: list[tuple[str, str]] = []
-
-    def walk_error(exc: OSError) -> None:
-        where = Path(exc.filename or source_dir)
-        try:
-            name = where.relative_to(source_dir).as_posix()
-        except ValueError:
-            name = str(where)
-        unreadable.append((name, f"cannot list this folder ({exc.strerror or exc}); its files were not included"))
-
-    for dirpath, dirnames, filenames in os.walk(source_dir, onerror=walk_error):
-        here = Path(dirpath)
-        # Never descend into hidden folders or into the output folder (when it is inside
-        # the input): a re-run must not restore its own outputs.
-        dirnames[:] = sorted(
-            d for d in dirnames if not d.startswith(".") and (here / d).resolve() != real_target
-        ) if recursive else []
-        for filename in filenames:
-            if filename.startswith(".") or Path(filename).suffix.lower() not in AUDIO_EXTENSIONS:
-                continue
-            relative = PurePosixPath((here / filename).relative_to(source_dir).as_posix())
-            if _included(relative, patterns):
-                found.append(relative)
-
-    mine = [rel for rel in found if shard is None or rel in shard]
-    groups: dict[str, list[Job]] = {}
-    unusable: list[tuple[Job, str]] = []
-    for rel in sorted(mine, key=lambda r: r.as_posix()):
-        job = Job(source_dir / rel, rel, target_dir / rel.with_suffix(suffix))
-        dangling = _dangling_link(job.source)
-        if dangling is not None:
-            unusable.append((job, dangling))
-            continue
-        groups.setdefault(output_key(rel), []).append(job)
-
-    # Outputs landing on an input can only happen when the output folder holds the input.
-    inputs = (
-        {(source_dir / rel).resolve() for rel in found} if _is_within(real_source, real_target) else set()
-    )
-    jobs: list[Job] = []
-    skipped: list[Job] = []
-    collisions: list[Collision] = []
-    for group in groups.values():
-        if len(group) > 1:
-            names = ", ".join(job.relative.name for job in group)
-            collisions.append(Collision(
-                group[0].output, tuple(group),
-                f"{names} would all be written to {group[0].relative.with_suffix(suffix).name}; "
-                "none was restored (rename one, or pick one with --include)",
-            ))  # fmt: skip
-            continue
-        job = group[0]
-        if inputs and job.output.resolve() in inputs:
-            collisions.append(Collision(
-                job.output, (job,), f"its output {job.output} is an input file; choose another output folder"
-            ))  # fmt: skip
-        elif job.output.exists() and not job.output.is_dir():
-            in_the_way = _not_an_output(source_dir, target_dir, job)
-            if in_the_way is not None:
-                collisions.append(Collision(job.output, (job,), in_the_way))
-            elif not overwrite:
-                skipped.append(job)
-            else:
-                jobs.append(job)
-        else:
-            jobs.append(job)
-    jobs.sort(key=lambda j: j.name)
-    skipped.sort(key=lambda j: j.name)
-    return BatchPlan(
-        input_dir=source_dir,
-        output_dir=target_dir,
-        format=audio.output_format(f"x{suffix}"),
-        jobs=tuple(jobs),
-        skipped=tuple(skipped),
-        collisions=tuple(collisions),
-        unreadable=tuple(sorted(unreadable)),
-        found=len(found),
-        shard=shard,
-        overwrite=overwrite,
-        unusable=tuple(unusable),
-    )
-
-
-def _dangling_link(path: Path) -> str | None:
-    """Why ``path`` cannot be read if it is a symbolic link to nothing (or a loop); else None."""
-    try:
-        if not path.is_symlink() or path.exists():
-            return None
-        target = os.readlink(path)
-    except OSError:
-        return None
-    return f"a symbolic link to {target}, which does not exist; nothing to restore (fix or remove the link)"
-
-
-def _not_an_output(input_dir: Path, output_dir: Path, job: Job) -> str | None:
-    """Why the existing file at ``job.output`` must be left alone, if it must; else None.
-
-    Only when the output folder lies inside the input folder: a file there was put
-    there by someone (an original, say) unless it carries apollo-cli's provenance tag,
-    and an input is never written to, not even when it was not searched.
-    """
-    if not _is_within(output_dir.resolve(), input_dir.resolve()) or tags.has_provenance(job.output):
-        return None
-    return (
-        f"{job.output} already exists and was not written by apollo-cli (it has no {tags.PROVENANCE_KEY} tag), "
-        f"so it is treated as an input and never replaced; move it, or choose an output folder outside {input_dir}"
-    )
-
-
-def check_output_dir(output_dir: str | os.PathLike[str]) -> None:
-    """Fail with one line, before any work, if ``output_dir`` cannot be created or written to.
-
-    Creates nothing: a folder that does not exist yet needs its nearest existing parent
-    to be a writable folder. (:func:`run_batch` creates it when there is work to do.)
-    """
-    target = Path(output_dir)
-    here = target
-    while not here.exists() and not here.is_symlink() and here != here.parent:
-        here = here.parent
-    if here == target:
-        if not target.is_dir():
-            raise OutputError(f"output {target} exists and is not a folder; choose an output folder")
-    elif not here.is_dir():
-        raise OutputError(
-            f"cannot create the output folder {target}: {here} is not a folder; choose another with -o"
-        )
-    if not os.access(here, os.W_OK | os.X_OK):
-        what = "the output folder" if here == target else f"{here}, where the output folder {target} would be made,"
-        raise OutputError(f"{what} is not writable; choose another output folder with -o")
-
-
-def _included(relative: PurePosixPath, patterns: Sequence[str]) -> bool:
-    if not patterns:
-        return True
-    name, path = relative.name.casefold(), relative.as_posix().casefold()
-    for pattern in patterns:
-        folded = pattern.casefold()
-        if "/" not in folded:
-            if fnmatch.fnmatchcase(name, folded):
-                return True
-            continue
-        folded = folded.lstrip("/")
-        # fnmatch's * also matches "/", so "Artist/*" is everything under Artist;
-        # "**/live/*" should also match at the top level.
-        candidates = [folded] + ([folded[3:]] if folded.startswith("**/") else [])
-        if any(fnmatch.fnmatchcase(path, c) for c in candidates):
-            return True
-    return False
-
-
-def _is_within(inner: Path, outer: Path) -> bool:
-    return inner == outer or outer in inner.parents
-
-
-# -------------------------------------------------------------------------------- devices
-
-
-def parse_devices(spec: str | Sequence[str | torch.device] = "auto") -> list[torch.device]:
-    """Devices for a batch: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or a comma list.
-
-    A lone ``cuda`` (or ``auto`` on a machine with CUDA) means every visible GPU. A list
-    (``cuda:0,cuda:1``; ``cpu,cpu`` for two CPU workers) gives one worker per entry;
-    each entry is checked by :func:`apollo_cli.devices.resolve_device`.
-    """
-    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [str(s) for s in spec]
-    if not items or any(not item for item in items):
-        raise DeviceError(f"invalid device list '{spec}'; use e.g. cuda:0,cuda:1 (no empty entries)")
-    if len(items) == 1 and items[0].lower() in ("auto", "cuda"):
-        device = resolve_device(items[0])
-        if device.type == "cuda":
-            return [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
-        return [device]
-    return [resolve_device(item) for item in items]
-
-
-def describe_devices(devices: Sequence[torch.device | str]) -> str:
-    """``cuda:0, cuda:1`` or ``2 × cpu``."""
-    names = [str(d) for d in devices]
-    if len(set(names)) == 1 and len(names) > 1:
-        return f"{len(names)} × {names[0]}"
-    return ", ".join(names)
-
-
-# ---------------------------------------------------------------------------------- events
-
-
-@dataclass(frozen=True)
-class FileStarted:
-    """Inference on ``job`` began on worker ``worker``; ``duration`` is its length in seconds."""
-
-    job: Job
-    worker: int
-    duration: float
-
-
-@dataclass(frozen=True)
-class FileProgress:
-    """``done`` of ``total`` seconds of ``job`` restored (after every batch of chunks)."""
-
-    job: Job
-    worker: int
-    done: float
-    total: float
-
-
-@dataclass(frozen=True)
-class FileDone:
-    """``job`` was restored and written."""
-
-    job: Job
-    worker: int
-    result: api.RestoreResult
-
-
-@dataclass(frozen=True)
-class FileFailed:
-    """An input that was not restored, and why (one line). ``job`` is None for a folder."""
-
-    name: str
-    reason: str
-    job: Job | None = None
-
-
-@dataclass(frozen=True)
-class FileSkipped:
-    """An input left alone because its output exists."""
-
-    name: str
-    reason: str
-    job: Job | None = None
-
-
-@dataclass(frozen=True)
-class Stopping:
-    """An interrupt arrived: no new work starts; ``pending`` restored files are still being written."""
-
-    pending: int
-
-
-BatchEvent = Union[FileStarted, FileProgress, FileDone, FileFailed, FileSkipped, Stopping]  # noqa: UP007 - a runtime alias on 3.10
-EventCallback = Callable[[BatchEvent], None]
-
-
-@dataclass
-class BatchSummary:
-    """What :func:`run_batch` did (plan-time skips and collisions included)."""
-
-    done: list[FileDone] = field(default_factory=list)
-    skipped: list[FileSkipped] = field(default_factory=list)
-    failed: list[FileFailed] = field(default_factory=list)
-    #: Files of the plan that were neither done nor failed (after an interrupt).
-    not_done: int = 0
-    wall_seconds: float = 0.0
-    interrupted: bool = False
-    #: Why the batch stopped before the end without being interrupted (a full disk), if it did.
-    stopped: str | None = None
-    devices: tuple[str, ...] = ()
-
-    @property
-    def audio_seconds(self) -> float:
-        """Seconds of audio restored."""
-        return sum(d.result.duration for d in self.done)
-
-    @property
-    def speed(self) -> float:
-        """Audio seconds restored per wall-clock second (× real time)."""
-        return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
-
-    @property
-    def ok(self) -> bool:
-        """Every file was restored or skipped, and nothing was interrupted."""
-        return not self.failed and not self.interrupted and self.stopped is None
-
-
-class BatchInterrupted(KeyboardInterrupt):
-    """Raised by :func:`run_batch` on Ctrl-C, SIGTERM or SIGHUP, once nothing is half written.
-
-    ``summary`` says what was done; ``signum`` is the signal that stopped the batch
-    (``SIGINT`` for Ctrl-C and for a KeyboardInterrupt raised by an event callback).
-    """
-
-    def __init__(self, summary: BatchSummary, signum: int = signal.SIGINT) -> None:
-        super().__init__("batch interrupted")
-        self.summary = summary
-        self.signum = signum
-
-
-# ---------------------------------------------------------------------------------- running
+from .plan import BatchPlan, Job, _not_an_output
 
 
 def replicate(model: Apollo, devices: Sequence[torch.device]) -> list[Apollo]:
@@ -673,17 +203,8 @@ def _drain_after_interrupt(pipeline: _Pipeline, record: EventCallback, emit: Eve
             raise
 
 
-def check_bit_depth(fmt: str, bit_depth: int | None) -> int:
-    """The bit depth to write ``fmt`` (FLAC/WAV, any case) with; a one-line OptionError if not allowed."""
-    fmt = fmt.upper()
-    allowed = {"FLAC": (16, 24), "WAV": (16, 24, 32)}[fmt]
-    bits = audio.default_bit_depth(fmt) if bit_depth is None else bit_depth
-    if bits not in allowed:
-        *others, last = allowed
-        raise OptionError(
-            f"{fmt} supports bit depth {', '.join(map(str, others))} or {last}, not {bits}; choose one of those"
-        )
-    return bits
+#: The bit depth to write a format (FLAC/WAV, any case) with; a one-line OptionError if not allowed.
+check_bit_depth = audio.bit_depth_for
 
 
 class _Cancelled(BaseException):
@@ -1163,35 +684,3 @@ def _recheck_output(plan: BatchPlan, job: Job) -> BatchEvent | None:
         return FileSkipped(job.name, "output exists (written by another run meanwhile)", job)
     return None
 
-
-#: Kept for callers of earlier versions; defined in :mod:`apollo_cli.signals`.
-INTERRUPT_LIKE_CTRL_C = signals.INTERRUPT_LIKE_CTRL_C
-
-
-__all__ = [
-    "AUDIO_EXTENSIONS",
-    "BatchEvent",
-    "BatchInterrupted",
-    "BatchPlan",
-    "BatchSummary",
-    "INTERRUPT_LIKE_CTRL_C",
-    "Collision",
-    "FileDone",
-    "FileFailed",
-    "FileProgress",
-    "FileSkipped",
-    "FileStarted",
-    "Job",
-    "Shard",
-    "Stopping",
-    "check_output_dir",
-    "default_output_dir",
-    "describe_devices",
-    "parse_devices",
-    "parse_shard",
-    "plan_batch",
-    "plan_summary",
-    "replicate",
-    "run_batch",
-    "shard_of",
-]
