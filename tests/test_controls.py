@@ -1,0 +1,242 @@
+"""The restoration controls: --cutoff, --keep-lows and --stereo mid-side, measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import apollo_cli
+from apollo_cli import OptionError, RestoreOptions, controls, filters
+from apollo_cli.analysis import inspect_file
+from apollo_cli.analysis.bandwidth import long_term_spectrum, long_term_spectrum_blocks
+from apollo_cli.options import CROSSOVER_WIDTH_HZ, CUTOFF_TRANSITION_HZ, parse_frequency
+
+FIXTURES = Path(__file__).parent / "fixtures"
+RATE = 44100
+
+
+@pytest.fixture(scope="module")
+def model() -> apollo_cli.Apollo:
+    return apollo_cli.load_model(FIXTURES / "tiny_official_format.bin", device="cpu")
+
+
+def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
+    noise = float(np.sum((reference.astype(np.float64) - estimate) ** 2))
+    return float("inf") if noise == 0 else 10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / noise)
+
+
+def noise(seconds: float, channels: int = 2, seed: int = 0) -> np.ndarray:
+    """Full-band test audio: white noise at about -20 dBFS."""
+    return (0.1 * np.random.default_rng(seed).standard_normal((channels, round(seconds * RATE)))).astype(np.float32)
+
+
+def through_identity(options: RestoreOptions, audio: np.ndarray, block: int = 10_000) -> np.ndarray:
+    """What the control stages make of ``audio`` when the model is replaced by identity."""
+    stages = controls.Controls(options, audio.shape[0], RATE)
+    out: list[torch.Tensor] = []
+    sink = stages.outputs(out.append)
+    for piece in stages.inputs(torch.from_numpy(audio[:, i : i + block]) for i in range(0, audio.shape[1], block)):
+        sink(piece)
+    stages.finish()
+    return torch.cat(out, dim=1).numpy()
+
+
+# ------------------------------------------------------------------------------ filters
+
+
+def test_cutoff_filter_pass_band_and_stop_band() -> None:
+    for cutoff in (1000.0, 11000.0, 16000.0, 19500.0, 21550.0):
+        taps = controls.cutoff_taps(cutoff, RATE)
+        passband = filters.response_db(taps, np.linspace(0, cutoff, 2000), RATE)
+        assert np.abs(passband).max() <= 0.01, cutoff  # unchanged below the cutoff
+        stop = filters.response_db(taps, np.linspace(cutoff + CUTOFF_TRANSITION_HZ, RATE / 2, 2000), RATE)
+        assert stop.max() <= -90, cutoff
+
+
+def test_crossover_bands_meet_at_half_gain_and_sum_to_one() -> None:
+    taps = controls.crossover_taps(14500.0, RATE)
+    freqs = np.linspace(0, RATE / 2, 4001)
+    low = 10 ** (filters.response_db(taps, freqs, RATE) / 20)
+    assert filters.response_db(taps, np.array([14500.0]), RATE)[0] == pytest.approx(-6.02, abs=0.01)
+    below = freqs <= 14500 - CROSSOVER_WIDTH_HZ / 2
+    assert np.abs(20 * np.log10(low[below])).max() <= 0.01
+    # The high band is the delayed input minus the low band: the two sum to one exactly.
+    delta = np.zeros_like(taps)
+    delta[taps.size // 2] = 1
+    high = filters.response_db(delta - taps, freqs, RATE)
+    assert high[freqs >= 14500 + CROSSOVER_WIDTH_HZ / 2].max() <= 0.01
+    assert high[freqs <= 14500 - CROSSOVER_WIDTH_HZ / 2].max() <= -90
+
+
+@pytest.mark.parametrize("block", [1, 333, 4096, 100_000])
+def test_streamed_filter_equals_whole_signal_filter(block: int) -> None:
+    x = noise(0.5, seed=1)
+    taps = controls.cutoff_taps(8000.0, RATE)
+    whole = filters.filter_signal(x, taps)
+    streamed = np.concatenate(list(filters.filter_blocks((x[:, i : i + block] for i in range(0, x.shape[1], block)), taps, 2)), axis=1)
+    assert streamed.shape == x.shape
+    np.testing.assert_allclose(streamed, whole, atol=1e-6)
+
+
+# ------------------------------------------------------------------------ stages, identity model
+
+
+def test_keep_lows_gives_back_the_input_when_both_sides_are_the_same() -> None:
+    x = noise(1.0, seed=2)
+    out = through_identity(RestoreOptions(keep_lows=12000.0), x)
+    assert snr_db(x, out) >= 100
+
+
+def test_mid_side_round_trip_is_exact() -> None:
+    x = noise(1.0, seed=3)
+    out = through_identity(RestoreOptions(stereo="mid-side"), x)
+    assert snr_db(x, out) >= 130
+
+
+def test_cutoff_removes_what_lies_above_and_keeps_what_lies_below() -> None:
+    t = np.arange(RATE) / RATE
+    low = 0.3 * np.sin(2 * np.pi * 5000 * t)
+    high = 0.3 * np.sin(2 * np.pi * 18000 * t)
+    x = np.stack([low + high, low - high]).astype(np.float32)
+    out = through_identity(RestoreOptions(cutoff=16000.0), x)
+    middle = slice(2000, -2000)  # away from the signal's own start and end
+    expected = np.stack([low, low])
+    assert snr_db(expected[:, middle], out[:, middle]) >= 80
+
+
+def test_all_controls_together_with_identity_round_trip() -> None:
+    x = noise(1.0, seed=4)
+    # Keep-lows brings the input back below its crossover; mid/side is exact: above the
+    # crossover the cutoff's work remains, so compare only the band below both.
+    out = through_identity(RestoreOptions(stereo="mid-side", keep_lows=12000.0), x)
+    assert snr_db(x, out) >= 100
+
+
+# ------------------------------------------------------------------------------ with the model
+
+
+def test_chunked_equals_whole_file_with_every_control_on(model: apollo_cli.Apollo) -> None:
+    x = noise(3.0, seed=5)
+    settings = dict(cutoff=15000.0, keep_lows=12000.0, stereo="mid-side")
+    whole = apollo_cli.restore(model, x, RATE, RestoreOptions(chunk_seconds=30.0, **settings))  # type: ignore[arg-type]
+    chunked = apollo_cli.restore(model, x, RATE, RestoreOptions(chunk_seconds=0.3, batch_size=2, **settings))  # type: ignore[arg-type]
+    assert snr_db(whole, chunked) >= 100
+
+
+def test_keep_lows_keeps_the_input_below_the_crossover(model: apollo_cli.Apollo) -> None:
+    x = noise(2.0, seed=6)
+    plain = apollo_cli.restore(model, x, RATE)
+    kept = apollo_cli.restore(model, x, RATE, RestoreOptions(keep_lows=10000.0))
+    below = controls.crossover_taps(10000.0 - CROSSOVER_WIDTH_HZ, RATE)  # well inside the low band
+    middle = slice(2000, -2000)  # the output ends where the input does: the filters' tails are cut there
+    changed = filters.filter_signal(plain - x, below)[:, middle]
+    left = filters.filter_signal(kept - x, below)[:, middle]
+    # What the model changed below the crossover is gone (to the filters' own precision)...
+    assert 10 * np.log10(np.sum(changed**2) / np.sum(left**2)) >= 90
+    # ... and above it the output is the restoration.
+    above = controls.crossover_taps(10000.0 + CROSSOVER_WIDTH_HZ, RATE)
+    high_plain = plain - filters.filter_signal(plain, above)
+    high_kept = kept - filters.filter_signal(kept, above)
+    assert snr_db(high_plain[:, middle], high_kept[:, middle]) >= 90
+
+
+def test_mid_side_restores_mid_and_side(model: apollo_cli.Apollo) -> None:
+    x = noise(1.0, seed=7)
+    out = apollo_cli.restore(model, x, RATE, RestoreOptions(stereo="mid-side"))
+    mid_side = np.stack([(x[0] + x[1]) / 2, (x[0] - x[1]) / 2])
+    restored = apollo_cli.restore(model, mid_side, RATE)
+    expected = np.stack([restored[0] + restored[1], restored[0] - restored[1]])
+    assert snr_db(expected, out) >= 100
+
+
+# ------------------------------------------------------------------------------------ auto
+
+
+def lowpassed_file(path: Path, cutoff: float, seconds: float = 4.0) -> Path:
+    x = filters.filter_signal(noise(seconds, seed=8), controls.cutoff_taps(cutoff, RATE)).astype(np.float32)
+    sf.write(path, x.T, RATE, subtype="FLOAT")
+    return path
+
+
+def test_auto_uses_the_bandwidth_inspect_reports(model: apollo_cli.Apollo, tmp_path: Path) -> None:
+    source = lowpassed_file(tmp_path / "coded.wav", 16000.0)
+    measured = inspect_file(source).bandwidth.hz
+    assert 15500 < measured < 16600
+    result = apollo_cli.restore_file(
+        model, source, tmp_path / "out.flac", RestoreOptions(cutoff="auto", keep_lows="auto", chunk_seconds=2.0)
+    )
+    assert result.notes == (
+        f"--cutoff auto: low-passed at {measured / 1000:.1f} kHz, the measured bandwidth",
+        f"--keep-lows auto: the input is kept below {(measured - 1500) / 1000:.1f} kHz "
+        f"(1.5 kHz under its {measured / 1000:.1f} kHz bandwidth)",
+    )
+    # The same file restored with those frequencies given outright.
+    given = apollo_cli.restore_file(
+        model, source, tmp_path / "given.flac",
+        RestoreOptions(cutoff=measured, keep_lows=measured - 1500, chunk_seconds=2.0),
+    )  # fmt: skip
+    np.testing.assert_array_equal(sf.read(result.output)[0], sf.read(given.output)[0])
+
+
+def test_auto_cutoff_on_a_full_band_file_says_it_did_nothing(model: apollo_cli.Apollo, tmp_path: Path) -> None:
+    source = tmp_path / "full.wav"
+    sf.write(source, noise(3.0, seed=9).T, RATE, subtype="FLOAT")
+    plain = apollo_cli.restore_file(model, source, tmp_path / "plain.wav")
+    auto = apollo_cli.restore_file(model, source, tmp_path / "auto.wav", RestoreOptions(cutoff="auto"))
+    assert len(auto.notes) == 1 and "(no codec cutoff found); not low-passed" in auto.notes[0]
+    np.testing.assert_array_equal(sf.read(plain.output)[0], sf.read(auto.output)[0])
+
+
+def test_mid_side_on_mono_says_what_it_does(model: apollo_cli.Apollo, tmp_path: Path) -> None:
+    source = tmp_path / "mono.wav"
+    sf.write(source, noise(1.0, channels=1, seed=10).T, RATE, subtype="FLOAT")
+    result = apollo_cli.restore_file(model, source, tmp_path / "out.wav", RestoreOptions(stereo="mid-side"))
+    assert result.notes == ("--stereo mid-side is for stereo files; this one is mono, restored channel by channel",)
+
+
+def test_streamed_bandwidth_spectrum_equals_the_whole_signals() -> None:
+    x = noise(7.3, seed=11)
+    whole = long_term_spectrum(x, RATE)[1]
+    for block in (1000, 65536):
+        streamed = long_term_spectrum_blocks((x[:, i : i + block] for i in range(0, x.shape[1], block)), RATE, x.shape[1])[1]
+        np.testing.assert_array_equal(whole, streamed)
+
+
+# ------------------------------------------------------------------------------ bad values
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"cutoff": 30000.0}, "--cutoff 30000 Hz is outside 1000-21550 Hz"),
+        ({"keep_lows": -5.0}, "--keep-lows -5 Hz is outside"),
+        ({"cutoff": float("nan")}, "--cutoff nan Hz is outside"),
+        ({"stereo": "surround"}, "unknown stereo mode 'surround'"),
+        ({"cutoff": "16k"}, "--cutoff must be auto, off or a frequency in Hz"),
+    ],
+)
+def test_bad_control_values(settings: dict[str, object], match: str) -> None:
+    with pytest.raises(OptionError, match=match):
+        RestoreOptions(**settings)  # type: ignore[arg-type]
+
+
+def test_frequencies_from_the_command_line() -> None:
+    assert parse_frequency("--cutoff", "auto") == "auto"
+    assert parse_frequency("--cutoff", "OFF") is None
+    assert parse_frequency("--cutoff", "16000") == 16000.0
+    assert parse_frequency("--cutoff", "15.5kHz") == 15500.0
+    assert parse_frequency("--cutoff", "16 k") == 16000.0
+    for bad in ("-5", "sixteen", "16 MHz", ""):
+        with pytest.raises(OptionError, match="--cutoff must be auto, off or a frequency"):
+            parse_frequency("--cutoff", bad)
+
+
+def test_auto_in_the_streaming_core_is_refused(model: apollo_cli.Apollo) -> None:
+    from apollo_cli.inference import restore_waveform
+
+    with pytest.raises(OptionError, match="'auto' restoration controls need the whole audio"):
+        restore_waveform(model, torch.zeros(2, RATE), RestoreOptions(cutoff="auto"))
