@@ -240,3 +240,27 @@ def test_auto_in_the_streaming_core_is_refused(model: apollo_cli.Apollo) -> None
 
     with pytest.raises(OptionError, match="'auto' restoration controls need the whole audio"):
         restore_waveform(model, torch.zeros(2, RATE), RestoreOptions(cutoff="auto"))
+
+
+# ------------------------------------------------------------------------------ provenance
+
+
+@pytest.mark.parametrize("fmt", ["flac", "wav"])
+def test_provenance_names_version_model_and_settings(model: apollo_cli.Apollo, tmp_path: Path, fmt: str) -> None:
+    import hashlib
+
+    from apollo_cli import tags
+
+    source = lowpassed_file(tmp_path / "coded.wav", 16000.0, seconds=2.0)
+    options = RestoreOptions(cutoff="auto", keep_lows=12000.0, stereo="mid-side")
+    result = apollo_cli.restore_file(model, source, tmp_path / f"out.{fmt}", options)
+    value = tags.read_provenance(result.output)
+    digest = hashlib.sha256((FIXTURES / "tiny_official_format.bin").read_bytes()).hexdigest()[:12]
+    cutoff = float(result.notes[0].split(" at ")[1].split(" kHz")[0]) * 1000
+    assert value is not None
+    assert value.startswith(f"apollo-cli {apollo_cli.__version__}; model tiny_official_format.bin sha256:{digest}; ")
+    settings = value.split("; ")[2].split()
+    assert settings[0] == "precision=fp32" and settings[2:] == ["keep-lows=12000", "stereo=mid-side"]
+    # auto is recorded as the frequency it chose, so the file can be redone the same way
+    assert settings[1].startswith("cutoff=") and abs(float(settings[1][7:]) - cutoff) < 100
+    assert tags.has_provenance(result.output)

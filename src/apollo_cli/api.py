@@ -26,6 +26,7 @@ from .errors import InputError, OutputError
 from .inference import ProgressCallback, restore_stream, restore_waveform
 from .model import Apollo, config_from_state_dict
 from .options import RestoreOptions
+from .provenance import ModelSource, describe
 from .registry import DEFAULT_MODEL
 
 
@@ -74,6 +75,8 @@ def load_model(
             state[key] = value
     check_keys(expected, state, path.name)
     model.load_state_dict(state)
+    # What the outputs' provenance tags name (the checkpoint's hash is taken when first needed).
+    model.source = ModelSource(os.fspath(source), revision, path)
     return model.eval().to(target)
 
 
@@ -233,7 +236,8 @@ def restore_source(
             model, (torch.from_numpy(block) for block in blocks), lambda core: writer.write(core.numpy()), options,
             channels=source.channels, total=expected, name=str(source.path), progress=progress,
         )
-        return replace(_commit(writer, source.path, carried, started, finalize), notes=notes)
+        result = _commit(writer, source.path, carried, started, finalize, describe(model, options))
+        return replace(result, notes=notes)
 
 
 def write_restored(
@@ -247,19 +251,23 @@ def write_restored(
     overwrite: bool,
     started: float,
     finalize: Callable[[Path], None] | None = None,
+    provenance: str | None = None,
+    notes: tuple[str, ...] = (),
 ) -> RestoreResult:
     """Write restored ``(channels, samples)`` audio with the input's tags, atomically.
 
     What ``apollo batch`` does with a file restored in memory. ``started`` is the
     ``time.perf_counter()`` at which work on the file began; ``finalize`` runs on the
-    finished temporary file after the tags are added.
+    finished temporary file after the tags are added. ``provenance`` is the value of
+    the output's provenance tag (:func:`apollo_cli.provenance.describe`); ``notes`` go
+    into the result as they are.
     """
     with audio.open_output(
         target, samples.shape[0], sample_rate, bit_depth=bit_depth, overwrite=overwrite, expected_frames=samples.shape[1]
     ) as writer:
         for start in range(0, samples.shape[1], audio.BLOCK_FRAMES):
             writer.write(samples[:, start : start + audio.BLOCK_FRAMES])
-        return _commit(writer, source, carried, started, finalize)
+        return replace(_commit(writer, source, carried, started, finalize, provenance), notes=notes)
 
 
 def _commit(
@@ -268,10 +276,11 @@ def _commit(
     carried: tags.Tags,
     started: float,
     finalize: Callable[[Path], None] | None,
+    provenance: str | None,
 ) -> RestoreResult:
     """Add the tags to a finished output, rename it into place and say what was written."""
     warnings = list(carried.warnings)
-    add_tags = tags.finalizer(carried, writer.format, writer.frames, warnings)
+    add_tags = tags.finalizer(carried, writer.format, writer.frames, warnings, provenance)
 
     def finish(tmp: Path) -> None:
         add_tags(tmp)

@@ -23,7 +23,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,9 @@ from torch import Tensor, nn
 
 from . import compiled
 from .errors import CheckpointError
+
+if TYPE_CHECKING:
+    from .provenance import ModelSource
 
 #: Heads of the across-band attention; fixed in every published model.
 HEADS = 8
@@ -570,6 +573,8 @@ class Apollo(nn.Module):
     def __init__(self, config: ApolloConfig | None = None) -> None:
         super().__init__()
         self.config = config or ApolloConfig()
+        #: Where the weights came from, for provenance tags (set by :func:`apollo_cli.load_model`).
+        self.source: ModelSource | None = None
         n = self.config.feature_dim
         widths = self.config.band_widths
         self.BN = Bands(_band_module(2 * w + 1, n) for w in widths)

@@ -725,8 +725,12 @@ def _write_wav(path: Path, fields: dict[str, list[str]], pictures: list[Picture]
     return lambda: audio.save(v2_version=3)
 
 
-def finalizer(tags: Tags, fmt: str, frames: int, warnings: list[str]) -> Callable[[Path], None]:
+def finalizer(
+    tags: Tags, fmt: str, frames: int, warnings: list[str], provenance: str | None = None
+) -> Callable[[Path], None]:
     """A ``finalize`` hook for :func:`apollo_cli.audio.write_audio` that adds ``tags``.
+
+    And the provenance tag, with the value ``provenance`` (default: just the version).
 
     It writes the tags into the finished temporary file, appends their warnings to
     ``warnings``, and then checks that the file still reads as ``frames`` frames of
@@ -738,7 +742,7 @@ def finalizer(tags: Tags, fmt: str, frames: int, warnings: list[str]) -> Callabl
         if tags:
             warnings.extend(write_tags(path, tags, fmt))
         # Every output says it is apollo's, so a later run can tell it from an original.
-        _write_provenance(path, fmt)
+        _write_provenance(path, fmt, provenance or provenance_value())
         import soundfile as sf
 
         from .errors import OutputError
@@ -775,7 +779,8 @@ __all__ = ["FIELDS", "Picture", "Tags", "finalizer", "not_carried_note", "open_b
 # ------------------------------------------------------------------------------- provenance
 
 #: The tag that marks a file as written by apollo-cli: a Vorbis comment in FLAC, an ID3
-#: ``TXXX`` frame with this description in WAV. Its value is ``apollo-cli <version>``.
+#: ``TXXX`` frame with this description in WAV. Its value starts ``apollo-cli <version>``
+#: and goes on with the model and settings (see :mod:`apollo_cli.provenance`).
 PROVENANCE_KEY = "APOLLO_RESTORED"
 
 
@@ -785,13 +790,13 @@ _ENCODER_FACTS.add(PROVENANCE_KEY.lower())
 
 
 def provenance_value() -> str:
-    """The value of the provenance tag this version writes."""
+    """The shortest provenance value this version writes (no model or settings known)."""
     from . import __version__
 
     return f"apollo-cli {__version__}"
 
 
-def _write_provenance(path: Path, fmt: str) -> None:
+def _write_provenance(path: Path, fmt: str, value: str) -> None:
     """Mark ``path`` (FLAC or WAV) as apollo-cli's output; I/O errors raise :class:`OSError`."""
     try:
         if fmt == "FLAC":
@@ -800,7 +805,7 @@ def _write_provenance(path: Path, fmt: str) -> None:
             audio = FLAC(path)
             if audio.tags is None:
                 audio.add_tags()
-            audio.tags[PROVENANCE_KEY] = [provenance_value()]
+            audio.tags[PROVENANCE_KEY] = [value]
             audio.save()
         elif fmt == "WAV":
             from mutagen import id3
@@ -810,7 +815,7 @@ def _write_provenance(path: Path, fmt: str) -> None:
             if audio.tags is None:
                 audio.add_tags()
             audio.tags.setall(f"TXXX:{PROVENANCE_KEY}", [
-                id3.TXXX(encoding=id3.Encoding.UTF8, desc=PROVENANCE_KEY, text=[provenance_value()])
+                id3.TXXX(encoding=id3.Encoding.UTF8, desc=PROVENANCE_KEY, text=[value])
             ])  # fmt: skip
             audio.save(v2_version=3)
     except Exception as exc:  # as write_tags: only I/O errors are errors of the output
@@ -824,11 +829,16 @@ def _write_provenance(path: Path, fmt: str) -> None:
 
 def has_provenance(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` carries apollo-cli's provenance tag (any version); never raises."""
+    return read_provenance(path) is not None
+
+
+def read_provenance(path: str | os.PathLike[str]) -> str | None:
+    """The value of ``path``'s apollo-cli provenance tag, or ``None`` (also if unreadable); never raises."""
     try:
         audio = mutagen.File(Path(path))
         found = getattr(audio, "tags", None) if audio is not None else None
         if found is None:
-            return False
+            return None
         from mutagen._vorbis import VComment
         from mutagen.id3 import ID3
 
@@ -837,10 +847,10 @@ def has_provenance(path: str | os.PathLike[str]) -> bool:
         elif isinstance(found, ID3):
             values = [str(t) for frame in found.getall(f"TXXX:{PROVENANCE_KEY}") for t in frame.text]
         else:
-            return False
-        return any(str(v).startswith("apollo-cli") for v in values)
+            return None
+        return next((str(v) for v in values if str(v).startswith("apollo-cli")), None)
     except Exception:  # noqa: BLE001 - unreadable or damaged: not provably ours
-        return False
+        return None
 
 
-__all__ += ["PROVENANCE_KEY", "has_provenance", "provenance_value"]
+__all__ += ["PROVENANCE_KEY", "has_provenance", "provenance_value", "read_provenance"]

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import api, audio, locks, signals, tags
+from .. import api, audio, locks, provenance, signals, tags
 from ..devices import parse_devices, resolve_device
 from ..errors import ApolloError, DeviceError, OutputError
 from ..model import Apollo
@@ -254,6 +254,8 @@ class _Restored:
     samples: np.ndarray
     tags: tags.Tags
     seconds: float  # decoding + inference time
+    provenance: str  # the output's provenance tag
+    notes: tuple[str, ...]  # what the restoration controls did
 
 
 class _Pipeline:
@@ -536,14 +538,14 @@ class _Pipeline:
                 self._emit(FileStarted(job, index, seconds))
                 began = time.perf_counter()
                 try:
-                    restored = api.restore(
-                        model, item.samples, self.rate, self.options, progress=self._progress(job, index)
-                    )
+                    options, notes = api.resolve_controls(self.options, item.samples, self.rate)
+                    restored = api.restore(model, item.samples, self.rate, options, progress=self._progress(job, index))
                 except _RECOVERABLE as exc:
                     self._fail(job, exc)
                     continue
                 result = _Restored(job, index, restored, item.tags,
-                                   item.seconds + time.perf_counter() - began)  # fmt: skip
+                                   item.seconds + time.perf_counter() - began,
+                                   provenance.describe(model, options), notes)  # fmt: skip
                 del item
                 # Finished work is handed on even when stopping: the writer saves it.
                 if not self._put(self.restored, result, self.writer_done):
@@ -635,6 +637,7 @@ class _Pipeline:
                 job.source, job.output, item.samples, self.rate, item.tags,
                 bit_depth=self.bit_depth, overwrite=self.plan.overwrite,
                 started=began - item.seconds, finalize=self._unless_aborted,
+                provenance=item.provenance, notes=item.notes,
             )  # fmt: skip
         except _Cancelled:
             return
