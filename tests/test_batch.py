@@ -700,7 +700,9 @@ def test_every_output_carries_the_provenance_tag(good_library: Path) -> None:
     assert run(*tiny(good_library, "-o", out, "--format", "wav", "-q")).exit_code == 0
     assert all(apollo_cli.tags.has_provenance(p) for p in out.rglob("*.wav"))
     native = mutagen.File(out / "Artist B" / "three.wav")
-    assert native.tags.getall("TXXX:APOLLO_RESTORED")[0].text == [f"apollo-cli {apollo_cli.__version__}"]
+    (value,) = native.tags.getall("TXXX:APOLLO_RESTORED")[0].text
+    assert value.startswith(f"apollo-cli {apollo_cli.__version__}; model tiny_official_format.bin sha256:")
+    assert value.endswith("; precision=fp32")
 
 
 def test_a_file_another_run_is_restoring_is_skipped_not_done_twice(good_library: Path) -> None:
