@@ -264,3 +264,22 @@ def test_provenance_names_version_model_and_settings(model: apollo_cli.Apollo, t
     # auto is recorded as the frequency it chose, so the file can be redone the same way
     assert settings[1].startswith("cutoff=") and abs(float(settings[1][7:]) - cutoff) < 100
     assert tags.has_provenance(result.output)
+
+
+def test_batch_can_skip_inputs_that_are_restorations(model: apollo_cli.Apollo, tmp_path: Path) -> None:
+    from apollo_cli import batch
+
+    library = tmp_path / "library"
+    library.mkdir()
+    sf.write(library / "original.wav", noise(0.6, seed=12).T, RATE)
+    apollo_cli.restore_file(model, library / "original.wav", library / "restored earlier.flac")
+    plan = batch.plan_batch(library, tmp_path / "out", skip_restored=True)
+    assert [job.name for job in plan.jobs] == ["original.wav"]
+    assert [job.name for job in plan.already_restored] == ["restored earlier.flac"]
+    summary = batch.run_batch(plan, model)
+    assert [(s.name, s.reason) for s in summary.skipped] == [
+        ("restored earlier.flac", "already restored (it carries apollo-cli's provenance tag)")
+    ]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["original.flac"]
+    # Without the option both are restored, as before.
+    assert len(batch.plan_batch(library, tmp_path / "out2").jobs) == 2

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import audio
+from .. import audio, tags
 from .bandwidth import Bandwidth, estimate_bandwidth
 from .codecs import CodecInfo, probe_codec
 from .verdict import Verdict, judge
@@ -24,6 +24,8 @@ class FileReport:
     duration: float
     bandwidth: Bandwidth
     verdict: Verdict
+    #: The file's apollo-cli provenance tag (version, model, settings), if it is a restoration.
+    restored_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (the ``--json`` output)."""
@@ -47,6 +49,7 @@ class FileReport:
             "noise_floor_db": round(self.bandwidth.floor_db, 1),
             "restoration_likely_to_help": self.verdict.helps,
             "verdict": self.verdict.message,
+            "restored_by": self.restored_by,
         }
 
 
@@ -68,4 +71,5 @@ def inspect_file(path: str | os.PathLike[str]) -> FileReport:
         duration=decoded.duration,
         bandwidth=bandwidth,
         verdict=judge(codec, bandwidth, decoded.channels),
+        restored_by=tags.read_provenance(p),
     )

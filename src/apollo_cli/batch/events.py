@@ -55,7 +55,7 @@ class FileFailed:
 
 @dataclass(frozen=True)
 class FileSkipped:
-    """An input left alone because its output exists."""
+    """An input left alone: its output exists, or it is itself a restoration (``reason`` says which)."""
 
     name: str
     reason: str

@@ -71,6 +71,8 @@ class BatchPlan:
     overwrite: bool
     #: Inputs that cannot be read at all (a dangling symbolic link), with the reason.
     unusable: tuple[tuple[Job, str], ...] = ()
+    #: Inputs left alone because they are apollo-cli's own restorations (``skip_restored``).
+    already_restored: tuple[Job, ...] = ()
 
     @property
     def problems(self) -> list[tuple[str, str]]:
@@ -97,6 +99,7 @@ def plan_batch(
     include: Iterable[str] = (),
     shard: Shard | None = None,
     overwrite: bool = False,
+    skip_restored: bool = False,
 ) -> BatchPlan:
     """Find the audio files under ``input_dir`` and decide what to do with each.
 
@@ -114,6 +117,9 @@ def plan_batch(
     an earlier output only if it carries apollo-cli's provenance tag (see
     :func:`apollo_cli.tags.has_provenance`); any other file there is an original, and
     its input is reported as a problem instead of being skipped or overwritten.
+
+    With ``skip_restored``, inputs that carry apollo-cli's provenance tag (restorations
+    themselves, copied into the library) are left alone: see ``already_restored``.
     """
     source_dir = Path(input_dir)
     if not source_dir.exists():
@@ -176,8 +182,12 @@ def plan_batch(
     )
     jobs: list[Job] = []
     skipped: list[Job] = []
+    restored: list[Job] = []
     collisions: list[Collision] = []
     for group in groups.values():
+        if skip_restored and len(group) == 1 and tags.has_provenance(group[0].source):
+            restored.append(group[0])
+            continue
         if len(group) > 1:
             names = ", ".join(job.relative.name for job in group)
             collisions.append(Collision(
@@ -203,6 +213,7 @@ def plan_batch(
             jobs.append(job)
     jobs.sort(key=lambda j: j.name)
     skipped.sort(key=lambda j: j.name)
+    restored.sort(key=lambda j: j.name)
     return BatchPlan(
         input_dir=source_dir,
         output_dir=target_dir,
@@ -215,6 +226,7 @@ def plan_batch(
         shard=shard,
         overwrite=overwrite,
         unusable=tuple(unusable),
+        already_restored=tuple(restored),
     )
 
 

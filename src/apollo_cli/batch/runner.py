@@ -176,6 +176,10 @@ def plan_summary(plan: BatchPlan) -> BatchSummary:
     """The summary of a plan before anything runs: its skipped files and its problems."""
     summary = BatchSummary()
     summary.skipped.extend(FileSkipped(job.name, "output exists", job) for job in plan.skipped)
+    summary.skipped.extend(
+        FileSkipped(job.name, "already restored (it carries apollo-cli's provenance tag)", job)
+        for job in plan.already_restored
+    )
     for collision in plan.collisions:
         summary.failed.extend(FileFailed(job.name, collision.reason, job) for job in collision.jobs)
     summary.failed.extend(FileFailed(job.name, reason, job) for job, reason in plan.unusable)
