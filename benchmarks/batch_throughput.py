@@ -145,8 +145,8 @@ def main() -> None:
             ]
             if not args.no_loop:
                 speeds.append(timed_loop(short, root / f"out-loop-{round_}", model, args))
-            best = [max(b, s) for b, s in zip(best, speeds)]
-        rows = list(zip(names, best))
+            best = [max(b, s) for b, s in zip(best, speeds, strict=True)]
+        rows = list(zip(names, best, strict=True))
     width = max(len(name) for name, _ in rows)
     for name, speed in rows:
         print(f"{name:<{width}}  {speed:6.3f} audio s / s")

@@ -131,7 +131,7 @@ def test_wrong_shape_is_named(tmp_path: Path) -> None:
     state["net.0.band_net.output.weight"] = torch.zeros(32, 16, 1)
     path = tmp_path / "misshapen.bin"
     torch.save(state, path)
-    with pytest.raises(CheckpointError, match="net.0.band_net.output.weight"):
+    with pytest.raises(CheckpointError, match=r"net\.0\.band_net\.output\.weight"):
         load_model(path, device="cpu")
 
 
