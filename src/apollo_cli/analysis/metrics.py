@@ -104,7 +104,9 @@ def _lsd_frames(s: np.ndarray, e: np.ndarray, n_fft: int, hop: int) -> np.ndarra
     starts = np.arange(count) * hop
     out = np.empty(count)
     blocks = zip(
-        frame_power(s[None], starts, n_fft, block=512), frame_power(e[None], starts, n_fft, block=512), strict=True
+        frame_power(s[None], starts, n_fft, block=512),
+        frame_power(e[None], starts, n_fft, block=512),
+        strict=True,  # the same frames of both
     )
     for (first, ps), (_, pe) in blocks:
         ls = 10 * np.log10(ps + LSD_FLOOR)
