@@ -31,10 +31,10 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from apollo_cli.options import RestoreOptions
 import apollo_cli
 from apollo_cli import batch
 from apollo_cli.model import Apollo
+from apollo_cli.options import RestoreOptions
 
 TINY = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tiny_official_format.bin"
 

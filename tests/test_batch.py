@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from apollo_cli.options import RestoreOptions
 import apollo_cli
 from apollo_cli import batch
 from apollo_cli.errors import OptionError
+from apollo_cli.options import RestoreOptions
 from conftest import TINY_MODEL, make_music, run_cli
 
 FFMPEG = shutil.which("ffmpeg")

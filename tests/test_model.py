@@ -12,10 +12,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from apollo_cli.options import RestoreOptions
 import apollo_cli
 from apollo_cli import CheckpointError, UnsafeCheckpointError, load_model
 from apollo_cli import model as model_module
+from apollo_cli.options import RestoreOptions
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FORMATS = ["tiny_official_format.bin", "tiny_lightning_format.ckpt", "tiny_bare.safetensors"]
