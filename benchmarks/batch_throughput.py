@@ -31,10 +31,10 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from apollo_cli.options import RestoreOptions
 import apollo_cli
 from apollo_cli import batch
 from apollo_cli.model import Apollo
+from apollo_cli.options import RestoreOptions
 
 TINY = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tiny_official_format.bin"
 
@@ -145,8 +145,8 @@ def main() -> None:
             ]
             if not args.no_loop:
                 speeds.append(timed_loop(short, root / f"out-loop-{round_}", model, args))
-            best = [max(b, s) for b, s in zip(best, speeds)]
-        rows = list(zip(names, best))
+            best = [max(b, s) for b, s in zip(best, speeds, strict=True)]
+        rows = list(zip(names, best, strict=True))
     width = max(len(name) for name, _ in rows)
     for name, speed in rows:
         print(f"{name:<{width}}  {speed:6.3f} audio s / s")

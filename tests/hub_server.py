@@ -129,6 +129,7 @@ has lower-cased keys and case-insensitive ``[]`` / ``get`` / ``in``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -222,7 +223,7 @@ class _CIHeaders(dict):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # huggingface_hub keeps keep-alive connections open; never join their threads
-    hub: "FakeHub"
+    hub: FakeHub
 
     def handle_error(self, request: Any, client_address: Any) -> None:  # quiet
         pass
@@ -414,7 +415,7 @@ class FakeHub:
             return r.files.get(filename) if r else None
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> "FakeHub":
+    def start(self) -> FakeHub:
         if self._servers:
             return self
         for _ in range(2):  # [0] = hub, [1] = "CDN" (different origin, like cdn-lfs.hf.co)
@@ -436,16 +437,14 @@ class FakeHub:
             conns = list(self._conns)
             self._conns.clear()
         for c in conns:  # unblock handler threads sitting on idle keep-alive connections
-            try:
+            with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         for t in self._threads:
             t.join(timeout=5)
         self._servers.clear()
         self._threads.clear()
 
-    def __enter__(self) -> "FakeHub":
+    def __enter__(self) -> FakeHub:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -509,7 +508,7 @@ class FakeHub:
             repo = self._repos.get(repo_id)
             gated = repo is not None and repo.gated
         if gated:
-            authed = "authorization" in {k.lower() for k in h.headers.keys()}
+            authed = "authorization" in {k.lower() for k in h.headers}
             msg = (
                 f"Access to model {repo_id} is restricted and you are not in the authorized list."
                 if authed

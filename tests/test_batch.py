@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from apollo_cli.options import RestoreOptions
 import apollo_cli
 from apollo_cli import batch
 from apollo_cli.errors import OptionError
+from apollo_cli.options import RestoreOptions
 from conftest import TINY_MODEL, make_music, run_cli
 
 FFMPEG = shutil.which("ffmpeg")
@@ -404,7 +404,7 @@ def _interrupt_twice_with_real_signals(good_library: Path, model: apollo_cli.Apo
 
     def ctrl_c(event: batch.BatchEvent) -> None:
         # The first after a file is done, the second while the batch is stopping.
-        if isinstance(event, batch.FileDone) and not sent or isinstance(event, batch.Stopping):
+        if (isinstance(event, batch.FileDone) and not sent) or isinstance(event, batch.Stopping):
             sent.append(type(event).__name__)
             os.kill(os.getpid(), signal.SIGINT)
             sent.append("returned")  # not interrupted here, in the middle of whatever ran
@@ -465,7 +465,7 @@ def test_shards_partition_exactly(tmp_path: Path) -> None:
         (root / f"New/{i}.flac").parent.mkdir(exist_ok=True)
         (root / f"New/{i}.flac").write_bytes(b"")
     again = [{job.name for job in batch.plan_batch(root, shard=batch.Shard(k, 3)).jobs} for k in (1, 2, 3)]
-    for before, after in zip(three, again):
+    for before, after in zip(three, again, strict=True):
         assert after & everything == before
 
 
@@ -752,7 +752,7 @@ def test_two_concurrent_runs_share_the_work(tmp_path: Path) -> None:
     second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
     rest = first.communicate(timeout=300)[1]
     outputs = [headline + rest, second.stderr]
-    for code, stderr in zip((first.returncode, second.returncode), outputs):
+    for code, stderr in zip((first.returncode, second.returncode), outputs, strict=True):
         assert code == 0, stderr
         assert "failed" not in stderr and "Traceback" not in stderr, stderr
     # The second did not restore 0.wav a second time (only to find the output there when writing).

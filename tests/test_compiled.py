@@ -9,10 +9,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from apollo_cli.options import RestoreOptions
 import apollo_cli
 from apollo_cli import compiled
 from apollo_cli import model as model_module
+from apollo_cli.options import RestoreOptions
 from conftest import TINY_MODEL, assert_one_line_error, make_music, run_cli
 
 needs_compiler = pytest.mark.skipif(

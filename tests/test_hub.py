@@ -158,9 +158,9 @@ def test_locate_names_references_and_paths(tmp_path: Path) -> None:
         hub.locate(tmp_path)
     with pytest.raises(ModelError, match="--revision applies to models on the Hub"):
         hub.locate(TINY_MODEL, "v1")
-    with pytest.raises(ModelError, match="checkpoint file missing.ckpt does not exist"):
+    with pytest.raises(ModelError, match=r"checkpoint file missing\.ckpt does not exist"):
         hub.locate("missing.ckpt")
-    with pytest.raises(ModelError, match="checkpoint file ./a/b/c.ckpt does not exist"):
+    with pytest.raises(ModelError, match=r"checkpoint file \./a/b/c\.ckpt does not exist"):
         hub.locate("./a/b/c.ckpt")
     with pytest.raises(ModelError, match="name the file too: JusperLee/Apollo/path"):
         hub.locate("JusperLee/Apollo")
@@ -286,7 +286,7 @@ def test_transfer_that_keeps_failing_leaves_nothing_then_rerun_works(fake_hub, n
     serve_registry(fake_hub)
     fake_hub.fail_next_transfer(OFFICIAL.repo_id, OFFICIAL.filename, after_bytes=100, times=100)
 
-    with pytest.raises(hub.DownloadError, match="download of JusperLee/Apollo/pytorch_model.bin was interrupted"):
+    with pytest.raises(hub.DownloadError, match=r"download of JusperLee/Apollo/pytorch_model\.bin was interrupted"):
         api.resolve_checkpoint("mp3")
     assert cached_files(OFFICIAL.repo_id) == []
     assert not list(storage(OFFICIAL.repo_id).rglob("*.incomplete"))
@@ -433,7 +433,7 @@ def _free_port() -> int:
 def test_no_route_fails_fast(fake_hub, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_free_port()}")
     started = time.monotonic()
-    with pytest.raises(hub.HubUnreachableError, match="cannot reach the Hugging Face Hub at 127.0.0.1"):
+    with pytest.raises(hub.HubUnreachableError, match=r"cannot reach the Hugging Face Hub at 127\.0\.0\.1"):
         api.resolve_checkpoint("mp3")
     assert time.monotonic() - started < 2  # huggingface_hub alone retries for ~23 s
 
@@ -452,7 +452,7 @@ def test_timeout_fails_after_the_metadata_timeout(fake_hub, monkeypatch) -> None
         monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
         monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", "0.3")
         started = time.monotonic()
-        with pytest.raises(hub.HubUnreachableError, match="did not answer within 0.3 s"):
+        with pytest.raises(hub.HubUnreachableError, match=r"did not answer within 0\.3 s"):
             api.resolve_checkpoint("mp3")
         assert time.monotonic() - started < 3
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import httpx2
 import huggingface_hub
-import huggingface_hub.file_download as file_download
 import huggingface_hub.utils._http as hf_http
 import pytest
 from huggingface_hub import (
     HfApi,
     constants,
+    file_download,
     get_hf_file_metadata,
     hf_hub_download,
     hf_hub_url,

@@ -12,7 +12,6 @@ import pytest
 import soundfile as sf
 
 import apollo_cli
-
 from conftest import TINY_MODEL, assert_one_line_error, make_music, run_cli
 
 

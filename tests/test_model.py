@@ -12,10 +12,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from apollo_cli.options import RestoreOptions
 import apollo_cli
 from apollo_cli import CheckpointError, UnsafeCheckpointError, load_model
 from apollo_cli import model as model_module
+from apollo_cli.options import RestoreOptions
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FORMATS = ["tiny_official_format.bin", "tiny_lightning_format.ckpt", "tiny_bare.safetensors"]
@@ -131,7 +131,7 @@ def test_wrong_shape_is_named(tmp_path: Path) -> None:
     state["net.0.band_net.output.weight"] = torch.zeros(32, 16, 1)
     path = tmp_path / "misshapen.bin"
     torch.save(state, path)
-    with pytest.raises(CheckpointError, match="net.0.band_net.output.weight"):
+    with pytest.raises(CheckpointError, match=r"net\.0\.band_net\.output\.weight"):
         load_model(path, device="cpu")
 
 

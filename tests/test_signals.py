@@ -131,8 +131,8 @@ def test_batch_takes_sigterm_at_a_safe_point(tmp_path: Path) -> None:
     """In-process: under the CLI's handlers a real SIGTERM is counted by run_batch, not raised mid-callback."""
     import apollo_cli
     from apollo_cli import batch
-    from apollo_cli.options import RestoreOptions
     from apollo_cli.cli import Terminated, stop_signals_interrupt
+    from apollo_cli.options import RestoreOptions
 
     library = tmp_path / "lib"
     library.mkdir()

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import TINY_MODEL, assert_one_line_error, make_music, run_cli
 
-from apollo_cli.options import RestoreOptions
 import apollo_cli
 from apollo_cli import audio, batch
 from apollo_cli.errors import InputError, OutputError
 from apollo_cli.inference import restore_stream, restore_waveform
+from apollo_cli.options import RestoreOptions
+from conftest import TINY_MODEL, assert_one_line_error, make_music, run_cli
 
 RATE = 44100
 
@@ -70,7 +70,7 @@ def test_stream_hands_on_output_before_the_input_ends(model: apollo_cli.Apollo) 
 
 
 def test_stream_too_short_names_the_audio(model: apollo_cli.Apollo) -> None:
-    with pytest.raises(InputError, match="tiny.wav is too short to restore"):
+    with pytest.raises(InputError, match=r"tiny\.wav is too short to restore"):
         restore_stream(model, [torch.zeros(1, 100)], lambda core: None, channels=1, name="tiny.wav")
 
 
@@ -201,9 +201,11 @@ def test_unknown_length_that_fits_is_a_plain_wav(tmp_path: Path) -> None:
 def test_plain_wav_refuses_data_beyond_its_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(audio, "_WAV_DATA_LIMIT", 8 * RATE // 2)
     out = tmp_path / "o.wav"
-    with pytest.raises(OutputError, match="longer than a WAV file can hold"):
-        with audio.open_output(out, 2, RATE, expected_frames=100) as writer:
-            writer.write(make_music(1.0))
+    with (
+        pytest.raises(OutputError, match="longer than a WAV file can hold"),
+        audio.open_output(out, 2, RATE, expected_frames=100) as writer,
+    ):
+        writer.write(make_music(1.0))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -250,7 +250,7 @@ def test_wm_picture_is_parsed() -> None:
         + COVER
     )  # fmt: skip
     assert tags._parse_wm_picture(blob) == tags.Picture(COVER, "image/png", 3, "front")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="picture data is cut short"):
         tags._parse_wm_picture(blob[:-5])
 
 
@@ -360,7 +360,7 @@ def test_an_io_error_while_tagging_fails_the_write_cleanly(
             raise mutagen.flac.error(exc) from None  # how mutagen wraps I/O errors
 
     monkeypatch.setattr(FLAC, "save", disk_full)
-    with pytest.raises(apollo_cli.OutputError, match="(?i)no space left"):
+    with pytest.raises(apollo_cli.OutputError, match=r"(?i)no space left"):
         apollo_cli.restore_file(model, source, out / "o.flac")
     assert os.listdir(out) == []  # no output, no temporary file
 
@@ -474,7 +474,7 @@ def test_wav_output_gets_picards_id3_frames(tmp_path: Path, model: apollo_cli.Ap
     tag_rich_flac(source)
     apollo_cli.restore_file(model, source, tmp_path / "out.wav")
     frames = WAVE(tmp_path / "out.wav").tags
-    text = {key: list(frames[key].text) for key in frames.keys() if hasattr(frames[key], "text") and key[0] == "T"}
+    text = {key: list(frames[key].text) for key in frames if hasattr(frames[key], "text") and key[0] == "T"}
     assert text["TCOM"] == ["J. S. Bach"] and text["TEXT"] == ["A. Poet"] and text["TPE3"] == ["K. Maestro"]
     assert text["TSRC"] == ["GBAYE0601498"] and text["TPUB"] == ["Some Label"] and text["TBPM"] == ["120"]
     assert text["TCOP"] == ["2001 Someone"] and text["TCMP"] == ["1"] and text["TSOP"] == ["One, Artist"]
@@ -489,7 +489,7 @@ def test_wav_output_gets_picards_id3_frames(tmp_path: Path, model: apollo_cli.Ap
     assert text["TXXX:my custom tag"] == ["custom value"]
     assert sorted(map(tuple, frames["TIPL"].people)) == [("guitar", "Bob"), ("producer", "George")]  # IPLS on disk
     assert frames.getall("WOAR")[0].url == "https://example.com/artist"
-    assert not [key for key in frames.keys() if "REPLAYGAIN" in key.upper()]
+    assert not [key for key in frames if "REPLAYGAIN" in key.upper()]
     # and read back, every field is there under its own name again
     assert tags.read_tags(tmp_path / "out.wav").fields == {**EXPECTED, **RICH, "artist": ["Artist One/Artist Two"]}
 

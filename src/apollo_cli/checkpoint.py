@@ -27,8 +27,9 @@ import os
 import pickle
 import types
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -189,7 +190,7 @@ def _read_torch_pickle(path: Path) -> Any:
         )
     except UnsafeCheckpointError:
         raise
-    except Exception as exc:  # torch raises many types for damaged files
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged files
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(
             f"{path.name} is corrupt or incomplete ({detail}); download it again"

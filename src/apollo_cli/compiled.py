@@ -26,8 +26,8 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import Tensor

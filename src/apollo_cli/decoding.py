@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol, cast
 
 import numpy as np
 import soundfile as sf
@@ -275,10 +275,27 @@ def _ogg_truncation(fh: BinaryIO, size: int) -> str | None:
     return None
 
 
+class _MPEGInfo(Protocol):
+    """What we read of mutagen's ``MPEGInfo``.
+
+    ``frame_offset`` is copied in from the first frame at run time, so mutagen's
+    class does not declare it (hence the ``AttributeError`` the callers catch).
+    """
+
+    frame_offset: int
+    length: float
+
+
+def _mpeg_info(p: Path) -> _MPEGInfo:
+    """The stream information mutagen reads from an MP3 (raises what :class:`MP3` raises)."""
+    # mutagen declares FileType.info as None; an MP3 that loads always has its MPEGInfo.
+    return cast(_MPEGInfo, MP3(p).info)
+
+
 def _mp3_truncation(p: Path) -> str | None:
     """An MP3 whose Xing/Info header announces more bytes than the file holds."""
     try:
-        info = MP3(p).info
+        info = _mpeg_info(p)
         offset = info.frame_offset
         size = p.stat().st_size
         with p.open("rb") as fh:
@@ -308,7 +325,7 @@ def _mp3_truncation(p: Path) -> str | None:
 def mp3_has_length_header(p: Path) -> bool:
     """Whether the MP3 starts with a Xing/Info frame, where libmpg123 reads its length from."""
     try:
-        offset = MP3(p).info.frame_offset
+        offset = _mpeg_info(p).frame_offset
         with p.open("rb") as fh:
             fh.seek(offset)
             head = fh.read(64)  # the tag sits 13-38 bytes into the frame
@@ -432,7 +449,7 @@ class _FfmpegSource(AudioSource):
         cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", self._url,
                "-map", "0:a:0", "-c:a", "pcm_f32le", "-f", "wav", "-"]  # fmt: skip
         # stderr to a file, not a pipe: a damaged stream can print more than a pipe holds.
-        self._errors = tempfile.TemporaryFile()
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the decoder; close() closes it
         try:
             # A session of its own, so a Ctrl-C at the terminal reaches only us: we stop
             # ffmpeg when we stop, and a batch finishing a decode after Ctrl-C does not
@@ -521,7 +538,7 @@ def _container_frames(p: Path, rate: int) -> int | None:
         length = getattr(getattr(info, "info", None), "length", None)
     except Exception:  # noqa: BLE001 - an estimate only: any failure means "unknown"
         return None
-    return int(round(length * rate)) if length else None
+    return round(length * rate) if length else None
 
 
 def one_line(text: str) -> str:

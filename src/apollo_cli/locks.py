@@ -20,6 +20,7 @@ program writing the same files without a claim is not.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -67,10 +68,8 @@ class Claim:
             del _held[str(self.path)]
         # Unlink while still holding the lock: a process that opened the file meanwhile
         # and locks it after us sees it is no longer at its path and starts over.
-        try:
+        with contextlib.suppress(OSError):
             self.path.unlink(missing_ok=True)
-        except OSError:
-            pass
         os.close(self.fd)
         if not self.output.exists():
             for folder in self.created:

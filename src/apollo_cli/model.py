@@ -21,9 +21,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+<<<<<<< HEAD
 from typing import TYPE_CHECKING, NamedTuple
+=======
+from typing import NamedTuple, TypeVar, cast
+>>>>>>> main
 
 import torch
 import torch.nn.functional as F
@@ -99,7 +103,7 @@ def config_from_state_dict(state: Mapping[str, Tensor], sample_rate: int = 44100
         raise CheckpointError(
             "this checkpoint holds no Apollo generator weights (no 'BN.0.1.weight')"
         ) from None
-    band_widths = []
+    band_widths: list[int] = []
     while f"BN.{len(band_widths)}.0.weight" in state:
         channels = int(state[f"BN.{len(band_widths)}.0.weight"].shape[0])
         band_widths.append((channels - 1) // 2)
@@ -138,6 +142,9 @@ def _compute_dtype(x: Tensor) -> torch.dtype:
     return x.dtype
 
 
+_T = TypeVar("_T")
+
+
 class _Derived:
     """A cache of tensors derived from a module's parameters (packed, folded, cast).
 
@@ -148,21 +155,23 @@ class _Derived:
     """
 
     def __init__(self) -> None:
-        self._entries: dict[tuple, tuple[tuple[int, ...], object]] = {}
+        self._entries: dict[tuple[object, ...], tuple[tuple[int, ...], object]] = {}
 
-    def get(self, key: tuple, params: list[Tensor], build):  # type: ignore[no-untyped-def]
+    def get(self, key: tuple[object, ...], params: list[Tensor], build: Callable[[], _T]) -> _T:
+        """The entry for ``key``: ``build()``'s result, made again when ``params`` have changed."""
         versions = tuple(p._version for p in params) + tuple(id(p) for p in params)
         cached = self._entries.get(key)
         if cached is None or cached[0] != versions:
             with torch.no_grad():
                 cached = (versions, build())
             self._entries[key] = cached
-        return cached[1]
+        # Each owner builds a key's entry the same way every time, so it holds what build() returns.
+        return cast(_T, cached[1])
 
-    def __deepcopy__(self, memo: dict) -> _Derived:
+    def __deepcopy__(self, memo: dict[int, object]) -> _Derived:
         return _Derived()
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, object]:
         return {"_entries": {}}
 
 
@@ -290,12 +299,19 @@ class Bands(nn.ModuleList):
         super().__init__(modules)
         self._derived = _Derived()
 
+    def bands(self) -> list[tuple[RMSNorm, Conv1x1]]:
+        """Each band's norm and 1×1 conv (see :func:`_band_module`)."""
+        # nn.ModuleList and nn.Sequential type their items as plain Modules; a Bands
+        # holds only _band_module's (norm, conv) pairs.
+        return [cast("tuple[RMSNorm, Conv1x1]", tuple(cast(nn.Sequential, m))) for m in self]
+
     def groups(self) -> list[tuple[int, int]]:
         """Runs ``(start, stop)`` of consecutive bands whose modules have equal shapes."""
         runs: list[tuple[int, int]] = []
-        for i, module in enumerate(self):
-            shape = module[1].weight.shape  # type: ignore[index]
-            if runs and self[runs[-1][0]][1].weight.shape == shape:  # type: ignore[index]
+        bands = self.bands()
+        for i, (_, conv) in enumerate(bands):
+            shape = conv.weight.shape
+            if runs and bands[runs[-1][0]][1].weight.shape == shape:
                 runs[-1] = (runs[-1][0], i + 1)
             else:
                 runs.append((i, i + 1))
@@ -304,13 +320,14 @@ class Bands(nn.ModuleList):
     def apply_run(self, start: int, stop: int, x: Tensor) -> Tensor:
         """Norm and 1×1 conv of bands ``start:stop``; ``x`` is ``(..., G, C)``."""
         dtype = _compute_dtype(x)
-        mods = list(self)[start:stop]
-        params = [p for m in mods for p in (m[0].weight, m[1].weight, m[1].bias)]
+        mods = self.bands()[start:stop]
+        # A band's conv always has a bias (_band_module).
+        params = [p for norm, conv in mods for p in (norm.weight, conv.weight, cast(Tensor, conv.bias))]
 
         def stacked() -> tuple[Tensor, Tensor]:
-            gains = torch.stack([m[0].weight for m in mods])[:, None, :]  # (G, 1, C)
-            weights = torch.stack([m[1].weight.squeeze(-1) for m in mods]) * gains
-            biases = torch.stack([m[1].bias for m in mods])
+            gains = torch.stack([norm.weight for norm, _ in mods])[:, None, :]  # (G, 1, C)
+            weights = torch.stack([conv.weight.squeeze(-1) for _, conv in mods]) * gains
+            biases = torch.stack([cast(Tensor, conv.bias) for _, conv in mods])
             return weights.to(dtype), biases.to(dtype)
 
         weights, biases = self._derived.get((start, stop, dtype, x.device), params, stacked)
@@ -429,6 +446,10 @@ def time_update(window: Tensor, p: TimeParams, dtype: torch.dtype) -> Tensor:
 class BandAttention(nn.Module):
     """Pre-norm transformer block across the band axis (``net.{l}.band_net``); see :func:`band_slice`."""
 
+    # Registered buffers, declared for the type checker (nn.Module types them as Tensor | Module).
+    cos_freq: Tensor
+    sin_freq: Tensor
+
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.heads = HEADS
@@ -444,7 +465,8 @@ class BandAttention(nn.Module):
 
     def params(self, dtype: torch.dtype, device: torch.device, bands: int, packed: bool) -> BandParams:
         """This block's :class:`BandParams` for ``bands`` bands (weights cached, prepacked when ``packed``)."""
-        norm, project = self.MLP
+        # nn.Sequential types its items as plain Modules.
+        norm, project = cast("tuple[RMSNorm, Conv1x1]", tuple(self.MLP))
         # The stored tables repeat each frequency for both members of a pair.
         return BandParams(
             self.weight.weights(dtype, device, self.input_norm.weight, packed)[0],
@@ -487,7 +509,10 @@ class TimeBlock(nn.Module):
 
     def params(self, dtype: torch.dtype, device: torch.device, packed: bool) -> TimeParams:
         """This block's :class:`TimeParams` (weights cached, prepacked when ``packed``)."""
-        dwconv, norm, up, _, down = self.conv
+        # nn.Sequential types its items as plain Modules.
+        dwconv, norm, up, _, down = cast(
+            "tuple[DepthwiseConv, RMSNorm, Conv1x1, nn.SiLU, Conv1x1]", tuple(self.conv)
+        )
         w_up, b_up = up.weights(dtype, device, norm.weight, packed)
         w_down, b_down = down.weights(dtype, device, packed=packed)
         return TimeParams(dwconv.taps(), dwconv.bias.detach(), w_up, b_up, w_down, b_down)
@@ -570,6 +595,8 @@ class Apollo(nn.Module):
     only ever exist for a slice of about :data:`SLICE_ROWS` tokens.
     """
 
+    window: Tensor  # a registered buffer, declared for the type checker
+
     def __init__(self, config: ApolloConfig | None = None) -> None:
         super().__init__()
         self.config = config or ApolloConfig()
@@ -613,12 +640,13 @@ class Apollo(nn.Module):
         x = self.encode(spec[first:last], step)
         offset = first  # absolute frame index of x[0]
         done = 0
-        for layer in self.net:
+        # nn.ModuleList types its items as plain Modules.
+        for layer in cast("Iterable[BandSequenceBlock]", self.net):
             tokens = x.view(-1, *x.shape[2:])
             band_step = step * x.shape[1]
             for s in range(0, tokens.shape[0], band_step):
                 layer.band_net(tokens[s : s + band_step], band_step if use_compiled else None)
-            for block in layer.seq_net.blocks:
+            for block in cast("Iterable[TimeBlock]", layer.seq_net.blocks):
                 done += 1
                 margin = pad * (blocks - done)
                 new_lo, new_hi = max(lo - margin, first), min(hi + margin, last)

@@ -45,7 +45,7 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO, cast
 
 import mutagen
 
@@ -483,8 +483,11 @@ def _read_mp4(tags: mutagen.mp4.MP4Tags, result: Tags) -> None:
         elif atom == "covr":
             for cover in values:
                 data = bytes(cover)
-                fmt = getattr(cover, "imageformat", None)
-                mime = {MP4Cover.FORMAT_JPEG: "image/jpeg", MP4Cover.FORMAT_PNG: "image/png"}.get(fmt, "")
+                fmt: int | None = getattr(cover, "imageformat", None)
+                mimes: dict[int | None, str] = {
+                    MP4Cover.FORMAT_JPEG: "image/jpeg", MP4Cover.FORMAT_PNG: "image/png"
+                }
+                mime = mimes.get(fmt, "")
                 result.pictures.append(Picture(data, _normalise_mime(mime, data), 3, ""))
         elif atom.startswith("----:"):
             name = atom.split(":", 2)[2] if atom.count(":") >= 2 else atom[5:]
@@ -514,7 +517,9 @@ def _read_asf(tags: mutagen.asf.ASFTags, result: Tags) -> None:
                     result.warnings.append(f"a damaged WM/Picture was not carried ({_describe(exc)})")
             continue
         binary = any(isinstance(v, (ASFByteArrayAttribute, ASFGUIDAttribute)) for v in values)
-        texts = [str(int(v.value)) if isinstance(v, ASFBoolAttribute) else str(v.value) for v in values]
+        texts = [
+            ("1" if v.value else "0") if isinstance(v, ASFBoolAttribute) else str(v.value) for v in values
+        ]
         if _is_loudness(name) or _is_loudness(name.rpartition("/")[2]):
             result.skip(name)
         elif _is_encoder_fact(name):
@@ -602,7 +607,7 @@ def _normalise_mime(mime: str, data: bytes) -> str:
             return "image/gif"
         if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
             return "image/webp"
-        return "image/jpeg" if not text else text
+        return text or "image/jpeg"
     return text
 
 
@@ -638,18 +643,22 @@ def write_tags(path: str | os.PathLike[str], tags: Tags, fmt: str) -> list[str]:
     return warnings
 
 
-def _write_flac(path: Path, fields: dict[str, list[str]], pictures: list[Picture], warnings: list[str]):  # type: ignore[no-untyped-def]
-    from mutagen.flac import FLAC
+def _write_flac(
+    path: Path, fields: dict[str, list[str]], pictures: list[Picture], warnings: list[str]
+) -> Callable[[], object]:
+    from mutagen.flac import FLAC, VCFLACDict
     from mutagen.flac import Picture as FlacPicture
 
     audio = FLAC(path)
     if audio.tags is None:
         audio.add_tags()
+    # mutagen's annotations leave tags possibly None (or any metadata block); add_tags made it this.
+    tags = cast(VCFLACDict, audio.tags)
     for name, values in fields.items():
         if not _valid_name(name):  # read_tags never makes one; a caller's Tags might
             warnings.append(f"the tag name {name!r} cannot be a FLAC (Vorbis comment) name; not carried")
             continue
-        audio.tags[name.upper()] = values
+        tags[name.upper()] = values
     audio.clear_pictures()
     for picture in pictures:
         block = FlacPicture()
@@ -663,14 +672,17 @@ def _write_flac(path: Path, fields: dict[str, list[str]], pictures: list[Picture
     return audio.save
 
 
-def _write_wav(path: Path, fields: dict[str, list[str]], pictures: list[Picture], warnings: list[str]):  # type: ignore[no-untyped-def]
+def _write_wav(
+    path: Path, fields: dict[str, list[str]], pictures: list[Picture], warnings: list[str]
+) -> Callable[[], object]:
     from mutagen import id3
     from mutagen.wave import WAVE
 
     audio = WAVE(path)
     if audio.tags is None:
         audio.add_tags()
-    tags = audio.tags
+    # mutagen declares a WAVE's tags as None; add_tags made them an ID3.
+    tags = cast(id3.ID3, audio.tags)
     utf8 = id3.Encoding.UTF8  # mutagen stores it as UTF-16 in ID3v2.3
     people: list[list[str]] = []
     for kind, frame in (("track", id3.TRCK), ("disc", id3.TPOS), ("movement", id3.MVIN)):
@@ -800,24 +812,24 @@ def _write_provenance(path: Path, fmt: str, value: str) -> None:
     """Mark ``path`` (FLAC or WAV) as apollo-cli's output; I/O errors raise :class:`OSError`."""
     try:
         if fmt == "FLAC":
-            from mutagen.flac import FLAC
+            from mutagen.flac import FLAC, VCFLACDict
 
-            audio = FLAC(path)
-            if audio.tags is None:
-                audio.add_tags()
-            audio.tags[PROVENANCE_KEY] = [value]
-            audio.save()
+            flac = FLAC(path)
+            if flac.tags is None:
+                flac.add_tags()
+            cast(VCFLACDict, flac.tags)[PROVENANCE_KEY] = [value]  # as in _write_flac
+            flac.save()
         elif fmt == "WAV":
             from mutagen import id3
             from mutagen.wave import WAVE
 
-            audio = WAVE(path)
-            if audio.tags is None:
-                audio.add_tags()
-            audio.tags.setall(f"TXXX:{PROVENANCE_KEY}", [
+            wave = WAVE(path)
+            if wave.tags is None:
+                wave.add_tags()
+            cast(id3.ID3, wave.tags).setall(f"TXXX:{PROVENANCE_KEY}", [
                 id3.TXXX(encoding=id3.Encoding.UTF8, desc=PROVENANCE_KEY, text=[value])
             ])  # fmt: skip
-            audio.save(v2_version=3)
+            wave.save(v2_version=3)
     except Exception as exc:  # as write_tags: only I/O errors are errors of the output
         causes = [exc, *exc.args[:1], exc.__context__, exc.__cause__]
         cause = next((c for c in causes if isinstance(c, OSError)), None)
@@ -839,10 +851,10 @@ def read_provenance(path: str | os.PathLike[str]) -> str | None:
         found = getattr(audio, "tags", None) if audio is not None else None
         if found is None:
             return None
-        from mutagen._vorbis import VComment
+        from mutagen._vorbis import VCommentDict
         from mutagen.id3 import ID3
 
-        if isinstance(found, VComment):
+        if isinstance(found, VCommentDict):
             values = found.get(PROVENANCE_KEY, [])
         elif isinstance(found, ID3):
             values = [str(t) for frame in found.getall(f"TXXX:{PROVENANCE_KEY}") for t in frame.text]

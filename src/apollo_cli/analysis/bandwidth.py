@@ -182,7 +182,7 @@ def long_term_spectrum_blocks(
     keep = loudness >= loudness.max() * 10 ** (-_QUIET_FRAME_DB / 10)
     level = np.percentile(10 * np.log10(power[keep] + TINY), _PERCENTILE, axis=0)
     freqs = np.fft.rfftfreq(n, 1 / sample_rate)
-    width = max(1, int(round(_MEDIAN_HZ / (sample_rate / n)))) | 1  # odd
+    width = max(1, round(_MEDIAN_HZ / (sample_rate / n))) | 1  # odd
     return freqs, _running_median(level, width)
 
 
@@ -215,7 +215,8 @@ def bandwidth_of_spectrum(freqs: np.ndarray, level: np.ndarray, sample_rate: int
     lowest = min(_LOWEST_FLOOR_DB, max(own_db - _FLOOR_BELOW_OWN_DB, _QUIET_FLOOR_DB))
     floor = max(float(np.percentile(level[region], 10)), lowest)
 
-    content = _drop_short_runs(level >= floor + _CONTENT_DB, int(round(_MIN_RUN_HZ / bin_hz)))
+    # int(): bin_hz is a numpy float, which numpy 1.x rounds to a float.
+    content = _drop_short_runs(level >= floor + _CONTENT_DB, int(round(_MIN_RUN_HZ / bin_hz)))  # noqa: RUF046
     if not content.any():
         # Nothing stands out from the top of the band: flat to Nyquist.
         return Bandwidth(float(nyquist), sample_rate, False, floor, floor)
@@ -242,7 +243,7 @@ def bandwidth_of_spectrum(freqs: np.ndarray, level: np.ndarray, sample_rate: int
             # The top of the band is weak content, not a floor: full band.
             return Bandwidth(float(nyquist), sample_rate, False, floor, floor)
         # A roll-off into a real floor: the band ends where the spectrum last clears it.
-        clear = _drop_short_runs(level >= floor + _GRADUAL_DB, int(round(_MIN_RUN_HZ / bin_hz)))
+        clear = _drop_short_runs(level >= floor + _GRADUAL_DB, int(round(_MIN_RUN_HZ / bin_hz)))  # noqa: RUF046 - as above
         hz = float(freqs[np.flatnonzero(clear)[-1]]) if clear.any() else float(nyquist)
     return Bandwidth(float(min(hz, nyquist)), sample_rate, bool(sharp), floor, content_db)
 
@@ -259,7 +260,7 @@ def _drop_short_runs(mask: np.ndarray, min_length: int) -> np.ndarray:
     """``mask`` without its runs of True shorter than ``min_length``."""
     out = mask.copy()
     edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
-    for start, stop in zip(edges[::2], edges[1::2]):
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):  # each run has a start and a stop
         if stop - start < min_length:
             out[start:stop] = False
     return out

@@ -172,7 +172,7 @@ def probe_codec(path: str | os.PathLike[str]) -> CodecInfo:
     lossless: bool | None = None
     try:
         info = sf.info(os.fspath(p))
-    except Exception:  # libsndfile does not know the format; mutagen may
+    except Exception:  # noqa: BLE001 - libsndfile does not know the format; mutagen may
         info = None
     if info is not None:
         container = info.format
@@ -188,7 +188,7 @@ def probe_codec(path: str | os.PathLike[str]) -> CodecInfo:
         from ..tags import open_by_content
 
         tagged = open_by_content(p)  # by content: a FLAC named .mp3 is a FLAC
-    except Exception:  # mutagen raises its own errors, and OSError, on foreign files
+    except Exception:  # noqa: BLE001 - mutagen raises its own errors, and OSError, on foreign files
         tagged = None
     if tagged is not None:
         kind = type(tagged).__name__
@@ -256,7 +256,7 @@ def _mp3_facts(p: Path, info: Any) -> dict[str, Any]:
             lame = XingHeader(fh).lame_header
         if lame is not None and lame.lowpass_filter:
             facts["lowpass_hz"] = float(lame.lowpass_filter)
-    except Exception:
+    except Exception:  # noqa: BLE001, S110 - only a hint: without a readable LAME header there is none
         pass
     return facts
 

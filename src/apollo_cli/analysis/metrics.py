@@ -95,7 +95,7 @@ def log_spectral_distance(
     RMS over frequency per frame, then the mean over frames and channels.
     """
     s, e = _pair(reference, estimate)
-    return float(np.mean(np.concatenate([_lsd_frames(a, b, n_fft, hop) for a, b in zip(s, e)])))
+    return float(np.mean(np.concatenate([_lsd_frames(a, b, n_fft, hop) for a, b in zip(s, e, strict=True)])))
 
 
 def _lsd_frames(s: np.ndarray, e: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
@@ -104,7 +104,9 @@ def _lsd_frames(s: np.ndarray, e: np.ndarray, n_fft: int, hop: int) -> np.ndarra
     starts = np.arange(count) * hop
     out = np.empty(count)
     blocks = zip(
-        frame_power(s[None], starts, n_fft, block=512), frame_power(e[None], starts, n_fft, block=512)
+        frame_power(s[None], starts, n_fft, block=512),
+        frame_power(e[None], starts, n_fft, block=512),
+        strict=True,  # the same frames of both
     )
     for (first, ps), (_, pe) in blocks:
         ls = 10 * np.log10(ps + LSD_FLOOR)

@@ -12,16 +12,16 @@ import math
 import os
 import signal
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Iterator, Optional
+from typing import Annotated
 
 import click
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from .. import __version__
-from .. import signals
+from .. import __version__, signals
 from ..errors import ApolloError, OptionError
 
 app = typer.Typer(
@@ -115,7 +115,7 @@ def reported_errors(debug: bool) -> Iterator[None]:
     except MemoryError:
         err.print("[bold red]error:[/] out of memory; try a smaller --chunk-seconds or --batch-size")
         raise typer.Exit(1) from None
-    except Exception as exc:  # a bug of ours: still one line, the traceback on request
+    except Exception as exc:  # noqa: BLE001 - a bug of ours: still one line, the traceback on request
         if debug:
             traceback.print_exc()
         first = str(exc).splitlines()[0] if str(exc) else ""
@@ -186,14 +186,14 @@ ChunkOpt = Annotated[
     ),
 ]
 BatchOpt = Annotated[
-    Optional[int],
+    int | None,
     typer.Option(
         "--batch-size", min=1,
         help="Chunks run together on the device. Default: 1 on a CPU; on a GPU as many as fit in free memory (up to 16).",
     ),
 ]
 BitDepthOpt = Annotated[
-    Optional[int],
+    int | None,
     typer.Option("--bit-depth", help="16, 24 or 32 (WAV only: float). Default: 24 for FLAC, 32-bit float for WAV."),
 ]
 PrecisionOpt = Annotated[

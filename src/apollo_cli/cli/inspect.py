@@ -9,7 +9,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -81,12 +81,12 @@ def compare(
     before: Annotated[Path, typer.Argument(help="The file before restoration (e.g. the MP3).", show_default=False)],
     after: Annotated[Path, typer.Argument(help="The file after restoration.", show_default=False)],
     reference: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--reference", "-r", help="Clean original: adds SI-SNR, SDR and LSD of both against it.",
                      show_default=False),
     ] = None,
     png: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--png", help="Draw stacked spectrograms to this PNG file (needs matplotlib: the plot extra).",
                      show_default=False),
     ] = None,

@@ -7,7 +7,7 @@ a model can share.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -20,6 +20,9 @@ from ..errors import ApolloError, OptionError
 from ..progress import Display
 from ..registry import DEFAULT_MODEL, KNOWN_MODELS
 from . import DebugOpt, QuietOpt, app, err, out, reported_errors
+
+if TYPE_CHECKING:  # the hub (and huggingface_hub) is imported only when a command needs it
+    from ..hub import Fetched
 
 RevisionOpt = Annotated[
     str | None,
@@ -46,7 +49,7 @@ def _tilde(path: Path) -> str:
         return str(path)
 
 
-def _describe_check(fetched) -> str:  # type: ignore[no-untyped-def]
+def _describe_check(fetched: Fetched) -> str:
     digest = f"sha256 {fetched.sha256[:12]}…"
     if fetched.checked_against == "hub":
         return f"{digest} matches the Hub's record"
@@ -109,10 +112,12 @@ def download_model(
                 f"{decimal(fetched.size)}, {action}; {_describe_check(fetched)}",
                 soft_wrap=True,
             )
-            if fetched.matches_registry is False:
+            # matches_registry is False only for a file the registry lists, with its sha256.
+            known = found.known
+            if fetched.matches_registry is False and known is not None and known.sha256:
                 err.print(
                     f"[yellow]note:[/] this is not the file apollo-cli's registry lists for "
-                    f"{escape(found.label)} (sha256 {found.known.sha256[:12]}…): the repository has changed "  # type: ignore[union-attr]
+                    f"{escape(found.label)} (sha256 {known.sha256[:12]}…): the repository has changed "
                     "since apollo-cli listed it, so results may differ from the published model's",
                     soft_wrap=True,
                 )

@@ -154,8 +154,9 @@ def _verify(target: Target, path: Path, storage: Path, *, fresh: bool, full: boo
         source = "hub" if expected else ""
     if expected is None and target.known and target.known.sha256 and not target.revision:
         expected, source = ("sha256", target.known.sha256), "registry"
-    sha256, sha1 = cache.hash_file(blob, git_sha1=expected is not None and expected[0] == "git-sha1")
-    actual = sha1 if expected is not None and expected[0] == "git-sha1" else sha256
+    git_sha1 = expected is not None and expected[0] == "git-sha1"
+    sha256, sha1 = cache.hash_file(blob, git_sha1=git_sha1)
+    actual = sha1 if git_sha1 and sha1 is not None else sha256  # hash_file gives a SHA-1 when asked
     if expected is not None and actual != expected[1]:
         whose = "the Hub's record of it" if source == "hub" else "apollo-cli's registry entry for it"
         try:

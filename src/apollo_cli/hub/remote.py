@@ -59,7 +59,7 @@ def _tqdm_reporting_to(callback: DownloadProgress) -> type:
     """A tqdm class that draws nothing and forwards byte counts to ``callback``."""
     from huggingface_hub.utils import tqdm
 
-    class _Bridge(tqdm):  # type: ignore[misc, valid-type]
+    class _Bridge(tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = True
             super().__init__(*args, **kwargs)
