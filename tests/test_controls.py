@@ -121,7 +121,7 @@ def test_all_controls_together_with_identity_round_trip() -> None:
 
 def test_chunked_equals_whole_file_with_every_control_on(model: apollo_cli.Apollo) -> None:
     x = noise(3.0, seed=5)
-    settings = dict(cutoff=15000.0, keep_lows=12000.0, stereo="mid-side")
+    settings = {"cutoff": 15000.0, "keep_lows": 12000.0, "stereo": "mid-side"}
     whole = apollo_cli.restore(model, x, RATE, RestoreOptions(chunk_seconds=30.0, **settings))  # type: ignore[arg-type]
     chunked = apollo_cli.restore(model, x, RATE, RestoreOptions(chunk_seconds=0.3, batch_size=2, **settings))  # type: ignore[arg-type]
     assert snr_db(whole, chunked) >= 100
@@ -171,8 +171,10 @@ def test_auto_uses_the_bandwidth_inspect_reports(model: apollo_cli.Apollo, tmp_p
     )
     assert result.notes == (
         f"--cutoff auto: low-passed at {measured / 1000:.1f} kHz, the measured bandwidth",
-        f"--keep-lows auto: the input is kept below {(measured - 1500) / 1000:.1f} kHz "
-        f"(1.5 kHz under its {measured / 1000:.1f} kHz bandwidth)",
+        (
+            f"--keep-lows auto: the input is kept below {(measured - 1500) / 1000:.1f} kHz "
+            f"(1.5 kHz under its {measured / 1000:.1f} kHz bandwidth)"
+        ),
     )
     # The same file restored with those frequencies given outright.
     given = apollo_cli.restore_file(

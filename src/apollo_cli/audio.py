@@ -229,7 +229,7 @@ class AudioWriter:
         data, clipped = _to_file_samples(samples, self.bits)
         try:
             self._append(data)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to write is reported as the output's error
             raise self._output_error(exc) from None
         self.frames += samples.shape[1]
         self.clipped += clipped
@@ -254,10 +254,8 @@ class AudioWriter:
 
     def discard(self) -> None:
         """Abandon the output: close and remove the temporary file."""
-        try:
+        with contextlib.suppress(Exception):  # the file is being thrown away
             self._close()
-        except Exception:  # noqa: BLE001 - the file is being thrown away
-            pass
         self.tmp.unlink(missing_ok=True)
 
     def _close(self) -> None:

@@ -91,8 +91,8 @@ class Controls:
         """The model's input: the blocks, kept for the crossover, in mid/side, low-passed."""
 
         def staged() -> Iterator[Tensor]:
-            for block in blocks:
-                block = torch.as_tensor(block, dtype=torch.float32)
+            for given in blocks:
+                block = torch.as_tensor(given, dtype=torch.float32)
                 if self.keep_lows is not None:
                     self._originals.append(block)
                 yield to_mid_side(block) if self.mid_side else block

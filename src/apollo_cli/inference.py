@@ -234,7 +234,7 @@ def restore_stream(
                     f"torch.compile failed on this machine ({line}); run without --compile"
                 ) from None
             result = result.to("cpu", torch.float32)
-            for (chunk, _), restored in zip(batch, result):
+            for (chunk, _), restored in zip(batch, result, strict=True):
                 sink(restored)
                 done += chunk.core_stop - chunk.core_start
             if progress is not None:

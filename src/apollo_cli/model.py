@@ -23,11 +23,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-<<<<<<< HEAD
-from typing import TYPE_CHECKING, NamedTuple
-=======
-from typing import NamedTuple, TypeVar, cast
->>>>>>> main
+from typing import TYPE_CHECKING, NamedTuple, TypeVar, cast
 
 import torch
 import torch.nn.functional as F

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Union
+from typing import TYPE_CHECKING, Literal
 
 from .errors import OptionError
 
@@ -42,7 +42,7 @@ KEEP_LOWS_MARGIN_HZ = 1500.0
 MIN_CONTROL_HZ = 1000.0
 
 #: A control's frequency: Hz, ``"auto"`` (from the file's measured bandwidth) or ``None`` (off).
-Frequency = Union[float, Literal["auto"], None]
+Frequency = float | Literal["auto"] | None
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ def draw_spectrograms(
     ticks = [t for t in (20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4) if fmin <= t <= fmax]
 
     image = None
-    for i, (panel, box) in enumerate(zip(panels, boxes)):
+    for i, (panel, box) in enumerate(zip(panels, boxes, strict=True)):
         ax = fig.add_axes(box)
         spec = panel.spectrogram
         image = ax.imshow(

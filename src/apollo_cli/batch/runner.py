@@ -111,7 +111,8 @@ def run_batch(
     summary = plan_summary(plan)
     summary.devices = tuple(str(d) for d in targets)
     emit = events or (lambda event: None)
-    for event in [*summary.skipped, *summary.failed]:
+    earlier: list[BatchEvent] = [*summary.skipped, *summary.failed]
+    for event in earlier:
         emit(event)
     if not plan.jobs:
         return summary
@@ -165,7 +166,8 @@ def run_batch(
             torch.set_num_threads(threads_before)
         summary.wall_seconds = time.perf_counter() - started
     summary.stopped = pipeline.fatal
-    accounted = {e.job for e in [*summary.done, *summary.failed, *summary.skipped] if e.job is not None}
+    ended: list[FileDone | FileFailed | FileSkipped] = [*summary.done, *summary.failed, *summary.skipped]
+    accounted = {e.job for e in ended if e.job is not None}
     summary.not_done = sum(1 for job in plan.jobs if job not in accounted)
     if summary.interrupted:
         raise BatchInterrupted(summary, pipeline.signum or signal.SIGINT)

@@ -42,8 +42,8 @@ from . import (
     QuietOpt,
     app,
     err,
-    out,
     interrupted_status,
+    out,
     reported_errors,
     signal_name,
     stop_signals_interrupt,
@@ -231,7 +231,7 @@ class _BatchDisplay:
         self.overall: TaskID | None = None
         self.files: dict[int, TaskID] = {}
 
-    def __enter__(self) -> _BatchDisplay:  # noqa: PYI034
+    def __enter__(self) -> _BatchDisplay:
         self.console = self._stack.enter_context(display_console())
         # Bars only on a terminal; logs (SLURM, CI, a pipe) get the per-file lines alone.
         if not self.quiet and self.console.is_terminal:

@@ -7,7 +7,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -47,7 +47,7 @@ def restore(
     ],
     output: Annotated[
         # Text, not Path: Path drops the trailing '/' that shows a folder was meant.
-        Optional[str],
+        str | None,
         typer.Option(
             "--output", "-o", metavar="FILE",
             help="WAV or FLAC file to write; - writes standard output (with --format). "
@@ -55,7 +55,7 @@ def restore(
         ),
     ] = None,
     format: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--format", "-f", help="flac or wav, for -o - (standard output); otherwise the extension decides.", show_default=False),
     ] = None,
     model: ModelOpt = DEFAULT_MODEL,
@@ -71,7 +71,7 @@ def restore(
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
     spectrogram: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--spectrogram", help="Also draw before/after spectrograms to this PNG (needs matplotlib: the plot extra).", show_default=False),
     ] = None,
 ) -> None:
