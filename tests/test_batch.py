@@ -24,7 +24,7 @@ import soundfile as sf
 import apollo_cli
 from apollo_cli import batch
 from apollo_cli.errors import OptionError
-from conftest import TINY_MODEL, make_music, run_cli
+from helpers import TINY_MODEL, make_music, run_cli
 
 FFMPEG = shutil.which("ffmpeg")
 GOOD = ["Artist A/Album 1/01 one.mp3", "Artist A/Album 1/02 two.flac", "Artist B/three.wav", "Artist B/four.m4a"]
@@ -704,7 +704,7 @@ def test_every_output_carries_the_provenance_tag(good_library: Path) -> None:
 
 def test_a_file_another_run_is_restoring_is_skipped_not_done_twice(good_library: Path) -> None:
     """A claim held by another process: that file is skipped and named, its temporary kept."""
-    from test_locks import held_elsewhere
+    from helpers import held_elsewhere
 
     out = good_library.parent / "lib-restored"
     output = out / "Artist B" / "three.flac"

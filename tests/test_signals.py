@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from conftest import TINY_MODEL, make_music
+from helpers import TINY_MODEL, make_music
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
 

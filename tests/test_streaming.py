@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import TINY_MODEL, assert_one_line_error, make_music, run_cli
 
 import apollo_cli
 from apollo_cli import audio, batch
 from apollo_cli.errors import InputError, OutputError
 from apollo_cli.inference import restore_stream, restore_waveform
+from helpers import TINY_MODEL, assert_one_line_error, make_music, run_cli
 
 RATE = 44100
 
