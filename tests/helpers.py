@@ -95,3 +95,40 @@ def held_elsewhere(output: Path) -> Iterator[subprocess.Popen[str]]:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=30)
+
+
+# --- a CLI run that is certainly still at work -----------------------------------------------------
+
+#: ``python -c HELD_RESTORE N ARGS...``: ``apollo ARGS...`` whose restore number N + 1 (of
+#: ``apollo_cli.api.restore``, counted over the process) prints ``holding`` on stdout and waits
+#: for a line (or the end) on stdin before it runs. A test can then act while the run is
+#: certainly at work (the file is claimed, the batch cannot have finished), and let it go on.
+#: After two minutes without a word it goes on by itself, so a failing test cannot hang.
+HELD_RESTORE = """
+import select, sys
+from apollo_cli import api
+from apollo_cli.cli import run
+
+free = int(sys.argv.pop(1))
+real, calls = api.restore, []
+
+
+def restore(*args, **kwargs):
+    calls.append(None)
+    if len(calls) == free + 1:
+        print("holding", flush=True)
+        if select.select([sys.stdin], [], [], 120)[0]:
+            sys.stdin.readline()
+    return real(*args, **kwargs)
+
+
+api.restore = restore
+sys.argv[0] = "apollo"
+run()
+"""
+
+
+def held(command: list[str], free: int) -> list[str]:
+    """``command`` (``python -m apollo_cli ...``) through :data:`HELD_RESTORE`: restore ``free + 1`` waits."""
+    assert command[1:3] == ["-m", "apollo_cli"], command
+    return [command[0], "-c", HELD_RESTORE, str(free), *command[3:]]
