@@ -14,8 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 FIXTURES = Path(__file__).parent / "fixtures"
 #: The tiny (N=32, L=2) checkpoint in the official format; loads in milliseconds.
