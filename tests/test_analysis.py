@@ -24,7 +24,7 @@ from apollo_cli.analysis import (
 )
 from apollo_cli.audio import DecodedAudio, load_audio, resample
 from apollo_cli.errors import InputError
-from conftest import make_music
+from helpers import make_music
 
 RATE = 44100
 

@@ -24,7 +24,7 @@ from apollo_cli.audio import (
     write_audio,
 )
 from apollo_cli.errors import InputError, MissingDependencyError, OptionError, OutputError
-from conftest import make_music
+from helpers import make_music
 
 FFMPEG = shutil.which("ffmpeg")
 needs_ffmpeg = pytest.mark.skipif(

@@ -25,7 +25,7 @@ import apollo_cli
 from apollo_cli import batch
 from apollo_cli.errors import OptionError
 from apollo_cli.options import RestoreOptions
-from conftest import TINY_MODEL, make_music, run_cli
+from helpers import TINY_MODEL, held, held_elsewhere, make_music, run_cli
 
 FFMPEG = shutil.which("ffmpeg")
 GOOD = ["Artist A/Album 1/01 one.mp3", "Artist A/Album 1/02 two.flac", "Artist B/three.wav", "Artist B/four.m4a"]
@@ -510,12 +510,29 @@ def test_parse_devices() -> None:
     assert batch.describe_devices(["cpu", "cpu"]) == "2 × cpu"
 
 
-def test_two_cpu_workers_match_one(good_library: Path, model: apollo_cli.Apollo) -> None:
+def test_two_cpu_workers_match_one(
+    good_library: Path, model: apollo_cli.Apollo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
     import torch
 
     threads = torch.get_num_threads()
     one = batch.plan_batch(good_library, good_library.parent / "one", fmt="wav")
     batch.run_batch(one, model, options=RestoreOptions(chunk_seconds=0.5))
+    # Each worker's first file waits until the other worker has one too: both take a file (and
+    # run at once) whichever thread the scheduler happens to start first.
+    real = apollo_cli.api.restore
+    both = threading.Barrier(2, timeout=120)
+    started: set[int] = set()
+
+    def together(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if threading.get_ident() not in started:
+            started.add(threading.get_ident())
+            both.wait()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(apollo_cli.api, "restore", together)
     two = batch.plan_batch(good_library, good_library.parent / "two", fmt="wav")
     workers: set[int] = set()
     threads_during: list[int] = []
@@ -571,26 +588,69 @@ def test_progress_output_is_not_lost_while_decoding(good_library: Path) -> None:
     """A real batch on a (pretend) terminal, with slow decodes: every per-file line arrives."""
     driver = textwrap.dedent(
         """
-        import contextlib, sys, time
-        from apollo_cli import decoding
+        import contextlib, sys, threading
+        from apollo_cli import audio, decoding
         from apollo_cli.cli import app
+        from apollo_cli.cli import batch as cli_batch
 
-        silenced = decoding.native_stderr_silenced
+        # Every silenced decode of the k-th file waits until the display has written the
+        # "restored" line of file k - 1: that line (and the bars' refreshes meanwhile) is
+        # written while fd 2 points at /dev/null.
+        silenced, open_audio, display_console = (
+            decoding.native_stderr_silenced, audio.open_audio, cli_batch.display_console
+        )
+        opened = restored = 0
+        written = threading.Condition()
+        late = []
+
+        def counting_open(*args, **kwargs):
+            global opened
+            opened += 1
+            return open_audio(*args, **kwargs)
+
+        class Watched:
+            def __init__(self, file):
+                self.file = file
+
+            def write(self, text):
+                global restored
+                count = self.file.write(text)
+                with written:
+                    restored += text.count("restored")
+                    written.notify_all()
+                return count
+
+            def __getattr__(self, name):
+                return getattr(self.file, name)
+
+        @contextlib.contextmanager
+        def watched_console():
+            with display_console() as console:
+                console.file = Watched(console.file)
+                yield console
 
         @contextlib.contextmanager
         def slowly_silenced():
             with silenced():
-                time.sleep(0.4)  # the display refreshes and files finish meanwhile
+                with written:
+                    if not written.wait_for(lambda: restored >= opened - 1, timeout=120):
+                        late.append(opened)
                 yield
 
+        audio.open_audio = counting_open
         decoding.native_stderr_silenced = slowly_silenced
-        app(sys.argv[1:], prog_name="apollo")
+        cli_batch.display_console = watched_console
+        try:
+            app(sys.argv[1:], prog_name="apollo")
+        finally:
+            print("waits that timed out:", late, flush=True)
         """
     )
     env = {**os.environ, "TTY_COMPATIBLE": "1", "COLUMNS": "160"}
     args = ["batch", str(good_library), "--model", str(TINY_MODEL), "--device", "cpu", "--chunk-seconds", "0.5"]
     proc = subprocess.run([sys.executable, "-c", driver, *args], capture_output=True, text=True, env=env, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
+    assert "waits that timed out: []" in proc.stdout, proc.stdout
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", proc.stderr)
     for name in GOOD:
         assert f"restored {name} (" in text, text
@@ -599,9 +659,8 @@ def test_progress_output_is_not_lost_while_decoding(good_library: Path) -> None:
 
 @pytest.mark.skipif(FFMPEG is None or not hasattr(os, "killpg"), reason="needs ffmpeg and POSIX process groups")
 def test_real_ctrl_c_then_resume(tmp_path: Path) -> None:
-    """SIGINT to the whole process group, as a terminal sends it (ffmpeg decoders get it too)."""
+    """SIGINT to the whole process group, as a terminal sends it, while the batch is at work."""
     import signal
-    import time
 
     library = tmp_path / "lib"
     library.mkdir()
@@ -617,17 +676,24 @@ def test_real_ctrl_c_then_resume(tmp_path: Path) -> None:
                "--device", "cpu", "--chunk-seconds", "0.2"]  # fmt: skip
     # A shell without job control starts background commands with SIGINT ignored, and
     # Python keeps an ignored SIGINT ignored: give the child the default a terminal gives.
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    # The second file's restore waits for our word (helpers.HELD_RESTORE): the batch cannot
+    # finish before the signal is taken.
+    proc = subprocess.Popen(held(command, 1), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     assert proc.stderr is not None
     lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        if line.startswith("restored"):
-            time.sleep(0.1)
-            os.killpg(proc.pid, signal.SIGINT)
-            break
-    _, rest_err = proc.communicate(timeout=120)
+    try:
+        for line in proc.stderr:
+            lines.append(line)
+            if line.startswith("restored"):  # the first file is done, the second held
+                os.killpg(proc.pid, signal.SIGINT)
+            if line.startswith("stopping"):  # the signal was taken: let the held file go (it is abandoned)
+                break
+        _, rest_err = proc.communicate(input="go\n", timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     stderr = "".join(lines) + rest_err
     assert proc.returncode == 130, stderr
     assert "interrupted:" in stderr and "run the same command again" in stderr
@@ -707,8 +773,6 @@ def test_every_output_carries_the_provenance_tag(good_library: Path) -> None:
 
 def test_a_file_another_run_is_restoring_is_skipped_not_done_twice(good_library: Path) -> None:
     """A claim held by another process: that file is skipped and named, its temporary kept."""
-    from test_locks import held_elsewhere
-
     out = good_library.parent / "lib-restored"
     output = out / "Artist B" / "three.flac"
     output.parent.mkdir(parents=True)
@@ -734,24 +798,28 @@ def test_a_file_another_run_is_restoring_is_skipped_not_done_twice(good_library:
 def test_two_concurrent_runs_share_the_work(tmp_path: Path) -> None:
     """Two real batches on one output folder: every file restored exactly once, no failures.
 
-    The second starts once the first has planned (its headline printed): it meets the
-    first's long file 0.wav in progress and must leave it alone.
+    The second runs while the first is restoring 0.wav (held there, helpers.HELD_RESTORE,
+    until the second is done): it meets 0.wav in progress and must leave it alone.
     """
     library = tmp_path / "lib"
     library.mkdir()
-    for i, seconds in enumerate([12.0, 1.0, 1.0, 1.0]):
-        sf.write(library / f"{i}.wav", make_music(seconds, seed=40 + i).T, 44100)
-    # Small chunks make 0.wav take seconds, longer than the second run takes to start.
+    for i in range(4):
+        sf.write(library / f"{i}.wav", make_music(1.0, seed=40 + i).T, 44100)
     command = [sys.executable, "-m", "apollo_cli", "batch", str(library), "--model", str(TINY_MODEL),
                "--device", "cpu", "--chunk-seconds", "0.2"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    assert first.stderr is not None
-    headline = first.stderr.readline()
-    assert "4 to restore" in headline, headline
-    second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
-    rest = first.communicate(timeout=300)[1]
-    outputs = [headline + rest, second.stderr]
+    first = subprocess.Popen(held(command, 0), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    try:
+        assert first.stdout is not None
+        assert first.stdout.readline() == "holding\n"  # 0.wav is claimed and being restored
+        second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+        stderr = first.communicate(input="go\n", timeout=300)[1]
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert "4 to restore" in stderr.splitlines()[0], stderr
+    outputs = [stderr, second.stderr]
     for code, stderr in zip((first.returncode, second.returncode), outputs, strict=True):
         assert code == 0, stderr
         assert "failed" not in stderr and "Traceback" not in stderr, stderr

@@ -14,8 +14,8 @@ import soundfile as sf
 import torch
 
 import apollo_cli
-from conftest import TINY_MODEL, assert_one_line_error, make_music
-from conftest import run_cli as run
+from helpers import TINY_MODEL, assert_one_line_error, make_music
+from helpers import run_cli as run
 
 
 def outputs_in(folder: Path) -> list[str]:

@@ -13,7 +13,7 @@ import apollo_cli
 from apollo_cli import compiled
 from apollo_cli import model as model_module
 from apollo_cli.options import RestoreOptions
-from conftest import TINY_MODEL, assert_one_line_error, make_music, run_cli
+from helpers import TINY_MODEL, assert_one_line_error, make_music, run_cli
 
 needs_compiler = pytest.mark.skipif(
     not any(__import__("shutil").which(c) for c in ("g++", "c++")), reason="no C++ compiler for TorchInductor"

@@ -34,8 +34,8 @@ from apollo_cli.registry import (
     VOCALS_V2,
     known_model,
 )
-from conftest import FIXTURES, TINY_MODEL, assert_one_line_error
-from conftest import run_cli as run
+from helpers import FIXTURES, TINY_MODEL, assert_one_line_error
+from helpers import run_cli as run
 
 MP3 = TINY_MODEL.read_bytes()
 UNI = (FIXTURES / "tiny_lightning_format.ckpt").read_bytes()

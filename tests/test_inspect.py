@@ -15,8 +15,8 @@ import soundfile as sf
 
 import apollo_cli
 from apollo_cli import analysis, plot
-from conftest import TINY_MODEL, make_music
-from conftest import run_cli as run
+from helpers import TINY_MODEL, make_music
+from helpers import run_cli as run
 
 RATE = 44100
 NO_MATPLOTLIB = "error: plotting needs matplotlib: pip install 'apollo-cli[plot]'"

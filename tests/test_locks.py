@@ -1,7 +1,7 @@
 """apollo_cli.locks: claims on outputs, held by real processes, and stale temporaries.
 
-Another process holds its claim through a small Python child that claims, says so on
-stdout, and keeps the claim until its stdin is closed (or it is killed).
+Another process holds its claim through a small Python child (helpers.held_elsewhere) that
+claims, says so on stdout, and keeps the claim until its stdin is closed (or it is killed).
 """
 
 from __future__ import annotations
@@ -9,39 +9,12 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from apollo_cli import locks
-
-HOLDER = """
-import sys
-from apollo_cli import locks
-claim = locks.claim(sys.argv[1])
-print("held", flush=True)
-sys.stdin.read()
-claim.release()
-"""
-
-
-@contextmanager
-def held_elsewhere(output: Path) -> Iterator[subprocess.Popen[str]]:
-    """Another process holding the claim on ``output`` while the block runs."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(output)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
-    try:
-        assert proc.stdout is not None and proc.stdout.readline() == "held\n"
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
+from helpers import held_elsewhere
 
 
 def test_a_claim_names_its_owner_and_is_removed_when_released(tmp_path: Path) -> None:

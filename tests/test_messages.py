@@ -1,6 +1,6 @@
 """Clear, one-line messages from ``apollo restore`` (and ``batch``) for mistakes users make.
 
-Each test runs the CLI in-process (conftest.run_cli) on real audio files it writes.
+Each test runs the CLI in-process (helpers.run_cli) on real audio files it writes.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 import apollo_cli
-from conftest import TINY_MODEL, assert_one_line_error, make_music, run_cli
+from helpers import TINY_MODEL, assert_one_line_error, make_music, run_cli
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from conftest import TINY_MODEL, make_music
+from helpers import TINY_MODEL, held, make_music
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
 
@@ -98,16 +98,23 @@ def test_batch_stops_cleanly_and_resumes(tmp_path: Path, signum: int, status: in
     for i in range(4):
         sf.write(library / f"{i}.wav", make_music(2.0, seed=30 + i).T, 44100)
     command = _apollo("batch", library, "--chunk-seconds", "0.2")
-    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=_default_signals)  # fmt: skip
+    # The second file's restore waits for our word (helpers.HELD_RESTORE): the batch cannot
+    # finish before the signal is taken.
+    proc = subprocess.Popen(held(command, 1), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals)  # fmt: skip
     assert proc.stderr is not None
     lines = []
-    for line in proc.stderr:  # a line per finished file, terminal or not
-        lines.append(line)
-        if line.startswith("restored"):
-            proc.send_signal(signum)
-            break
-    stdout, rest = proc.communicate(timeout=120)
+    try:
+        for line in proc.stderr:  # a line per finished file, terminal or not
+            lines.append(line)
+            if line.startswith("restored"):  # the first file is done, the second held
+                proc.send_signal(signum)
+            if line.startswith("stopping"):  # the signal was taken: let the held file go (it is abandoned)
+                break
+        stdout, rest = proc.communicate(input="go\n", timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     stderr = "".join(lines) + rest
     assert proc.returncode == status, stderr
     name = signal.Signals(signum).name

@@ -19,7 +19,7 @@ from apollo_cli import audio, batch
 from apollo_cli.errors import InputError, OutputError
 from apollo_cli.inference import restore_stream, restore_waveform
 from apollo_cli.options import RestoreOptions
-from conftest import TINY_MODEL, assert_one_line_error, make_music, run_cli
+from helpers import TINY_MODEL, assert_one_line_error, make_music, run_cli
 
 RATE = 44100
 

@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 import apollo_cli
 from apollo_cli import tags
 from apollo_cli.cli import app
-from conftest import TINY_MODEL, make_music
+from helpers import TINY_MODEL, make_music
 
 FFMPEG = shutil.which("ffmpeg")
 
