@@ -55,7 +55,9 @@ def test_every_command_is_covered() -> None:
     assert {"restore", "batch", "models", "download-model", "inspect", "compare"} <= set(COMMANDS)
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], *[[name, "--help"] for name in COMMANDS]], ids=" ".join)
+@pytest.mark.parametrize(
+    "args", [["--help"], ["--version"], *[[name, "--help"] for name in COMMANDS]], ids=" ".join
+)
 def test_help_does_not_import_torch(args: list[str], tmp_path: Path) -> None:
     stdout, seen = _apollo(args, tmp_path)
     assert seen == {"status": 0, "heavy": []}
@@ -76,5 +78,7 @@ def test_the_library_api_is_there_on_first_use() -> None:
         "names = [getattr(apollo_cli, name) for name in apollo_cli.__all__]\n"
         "print(light, 'torch' in sys.modules, set(apollo_cli.__all__) <= set(dir(apollo_cli)))"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert proc.stdout.split() == ["True", "True", "True"]

@@ -100,4 +100,5 @@ if not _typing.TYPE_CHECKING:  # type checkers see the imports above, and so cat
 
 def __dir__() -> list[str]:
     """The public names, imported yet or not, and the submodules imported so far; not the helpers above."""
-    return sorted(set(__all__) | {name for name in globals() if name.startswith("__") or not name.startswith("_")})
+    public = {name for name in globals() if name.startswith("__") or not name.startswith("_")}
+    return sorted(set(__all__) | public)
