@@ -568,7 +568,7 @@ def test_display_console_survives_fd2_silencing() -> None:
         """
         from rich.console import Console
         from apollo_cli import decoding
-        from apollo_cli.cli.batch import display_console
+        from apollo_cli.cli.console import display_console
 
         plain = Console(stderr=True)
         with display_console() as console:

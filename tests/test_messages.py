@@ -35,7 +35,7 @@ def test_chunk_seconds_that_are_not_a_length(song: Path, command: str, value: st
 
 
 def test_chunk_seconds_that_are_fine_pass() -> None:
-    from apollo_cli.cli import _check_chunk_seconds
+    from apollo_cli.cli.options import _check_chunk_seconds
 
     assert _check_chunk_seconds(0.01) == 0.01
     assert _check_chunk_seconds(600.0) == 600.0
@@ -85,7 +85,7 @@ def test_quiet_restore_prints_nothing_but_errors(fake_hub, tmp_path: Path, monke
     pytest.importorskip("matplotlib")
     from mutagen.flac import FLAC
 
-    from apollo_cli import progress
+    from apollo_cli.cli import progress
 
     fake_hub.add_file("JusperLee/Apollo", "pytorch_model.bin", TINY_MODEL.read_bytes())
     source = tmp_path / "loud.flac"

@@ -2,14 +2,16 @@
 
 Library code raises :class:`~apollo_cli.errors.ApolloError`; :func:`reported_errors`
 turns each into one red line on stderr and exit status 1. Each command lives in a
-module of its own in this package; this one holds the app, the options several
-commands share and the error handling.
+module of its own in this package and imports no other command; this one holds the
+app and the error handling, :mod:`.options` the options several commands share,
+:mod:`.console` the consoles and :mod:`.progress` the progress bars.
+
+Importing this package (and so ``apollo --help``) loads no torch: the command modules
+import the library's heavy modules inside the commands.
 """
 
 from __future__ import annotations
 
-import math
-import os
 import signal
 import traceback
 from collections.abc import Iterator
@@ -18,11 +20,26 @@ from typing import Annotated
 
 import click
 import typer
-from rich.console import Console
 from rich.text import Text
 
 from .. import __version__, signals
-from ..errors import ApolloError, OptionError
+from ..errors import ApolloError
+from .console import debugging, err, out, print_error
+from .options import (  # noqa: F401 - re-exported: the options' old home
+    MIN_CHUNK_SECONDS,
+    BatchOpt,
+    BitDepthOpt,
+    ChunkOpt,
+    CompileOpt,
+    DebugOpt,
+    DeviceOpt,
+    ModelOpt,
+    OfflineOpt,
+    PrecisionOpt,
+    QuietOpt,
+    RevisionOpt,
+    _check_chunk_seconds,
+)
 
 app = typer.Typer(
     name="apollo",
@@ -33,21 +50,6 @@ app = typer.Typer(
     # Help texts are plain: "owner/repo/file[@REV]" must not be read as markup.
     rich_markup_mode=None,
 )
-
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-
-def debugging(debug: bool = False) -> bool:
-    """Whether tracebacks are wanted (``--debug`` or ``APOLLO_DEBUG=1``)."""
-    return debug or os.environ.get("APOLLO_DEBUG", "") not in ("", "0")
-
-
-def print_error(exc: BaseException, debug: bool = False) -> None:
-    """``error: <message>`` in red on stderr, the message verbatim (never markup)."""
-    if debugging(debug):
-        traceback.print_exception(exc)
-    err.print(Text.assemble(("error:", "bold red"), " ", str(exc)), soft_wrap=True)
 
 
 class Terminated(KeyboardInterrupt):
@@ -144,84 +146,15 @@ def main(
     """Restore music damaged by lossy codecs (MP3 and others) with the Apollo model."""
 
 
-ModelOpt = Annotated[
-    str,
-    typer.Option(
-        "--model", "-m",
-        help="Known model name (see apollo models), Hub file owner/repo/path/file (add @revision to pin one), or checkpoint file.",
-        show_default=True,
-    ),
-]
-DeviceOpt = Annotated[
-    str, typer.Option("--device", "-d", help="auto, cpu, cuda, cuda:N or mps (auto: CUDA, then MPS, then CPU).")
-]
-#: The shortest ``--chunk-seconds`` accepted.
-MIN_CHUNK_SECONDS = 0.01
-
-
-def _check_chunk_seconds(value: float) -> float:
-    """Refuse a chunk length that is not a finite number of at least 0.01 s, in one ``error:`` line.
-
-    A callback rather than typer's ``min=``: that lets ``inf`` through (an internal error
-    later) and words NaN's refusal as a comparison. It runs while the command line is
-    parsed, before anything is loaded, so it reports and exits itself, like the other
-    option errors (exit status 1, no usage text).
-    """
-    if not (math.isfinite(value) and value >= MIN_CHUNK_SECONDS):
-        print_error(
-            OptionError(
-                f"--chunk-seconds must be a number of seconds, at least {MIN_CHUNK_SECONDS:g}, not {value:g}; "
-                "the default is 10"
-            )
-        )
-        raise typer.Exit(1)
-    return value
-
-
-ChunkOpt = Annotated[
-    float,
-    typer.Option(
-        "--chunk-seconds", callback=_check_chunk_seconds,
-        help="Audio per inference chunk (seconds, at least 0.01); bounds memory. Output does not depend on it.",
-    ),
-]
-BatchOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--batch-size", min=1,
-        help="Chunks run together on the device. Default: 1 on a CPU; on a GPU as many as fit in free memory (up to 16).",
-    ),
-]
-BitDepthOpt = Annotated[
-    int | None,
-    typer.Option("--bit-depth", help="16, 24 or 32 (WAV only: float). Default: 24 for FLAC, 32-bit float for WAV."),
-]
-PrecisionOpt = Annotated[
-    str,
-    typer.Option(
-        "--precision",
-        help="fp32 (exact, default), bf16 (CPUs with bfloat16 support, GPUs; about 1.5x faster on such CPUs, 0.65 of the time) or fp16 (GPUs).",
-    ),
-]
-CompileOpt = Annotated[
-    bool,
-    typer.Option(
-        "--compile",
-        help="Compile the model with torch.compile: about 8% faster on long files, after a one-time compile "
-        "(about 20 s, then cached on disk). Needs a C++ compiler on CPUs.",
-    ),
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
-
-
 def run() -> None:
     """Console-script entry point."""
     app(prog_name="apollo")
 
 
-# Commands register themselves on ``app`` when imported.
+# Commands register themselves on ``app`` when imported, in the order --help lists them.
+# isort: off
+from . import models as _models  # noqa: E402,F401
 from . import batch as _batch  # noqa: E402,F401
 from . import inspect as _inspect  # noqa: E402,F401
-from . import models as _models  # noqa: E402,F401
 from . import restore as _restore  # noqa: E402,F401
+# isort: on

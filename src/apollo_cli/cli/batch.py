@@ -10,15 +10,11 @@ SIGHUP.
 from __future__ import annotations
 
 import contextlib
-import io
-import os
-import sys
 import time
 import unicodedata
-from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -27,28 +23,26 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from .. import batch as lib
 from ..options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, RestoreOptions
-from ..progress import Display, format_duration
 from ..registry import DEFAULT_MODEL
-from . import (
+from . import app, interrupted_status, reported_errors, signal_name, stop_signals_interrupt
+from .console import display_console, err, out
+from .options import (
     BatchOpt,
     BitDepthOpt,
     ChunkOpt,
     CompileOpt,
     DebugOpt,
     ModelOpt,
+    OfflineOpt,
     PrecisionOpt,
     QuietOpt,
-    app,
-    err,
-    interrupted_status,
-    out,
-    reported_errors,
-    signal_name,
-    stop_signals_interrupt,
+    RevisionOpt,
 )
-from .models import OfflineOpt, RevisionOpt
+from .progress import Display, format_duration
+
+if TYPE_CHECKING:  # the functions that use it at run time import it: it imports torch, --help does not need it
+    from .. import batch as lib
 
 
 class OutputFormat(str, Enum):
@@ -120,6 +114,7 @@ def batch(
 ) -> None:
     """Restore every audio file under a folder, mirroring it as FLAC or WAV. Resumable."""
     from .. import api
+    from .. import batch as lib
 
     code = 0
     with reported_errors(debug), stop_signals_interrupt():
@@ -184,31 +179,6 @@ def batch(
 # ------------------------------------------------------------------------------- display
 
 
-@contextlib.contextmanager
-def display_console() -> Iterator[Console]:
-    """A console for progress that keeps working while audio is being decoded.
-
-    ``audio.load_audio`` points file descriptor 2 at /dev/null while libsndfile decodes
-    (libmpg123 prints warnings there); in a batch that happens in a background thread
-    while the display is live, so anything written to fd 2 meanwhile would be lost. When
-    stderr is fd 2, the display writes to a duplicate of it, made before any decoding
-    starts: the same terminal or file, but a descriptor the silencing does not touch.
-    (Other streams, such as a test runner's capture, are used as they are.)
-    """
-    stream = sys.stderr
-    try:
-        fd = stream.fileno()
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        fd = -1
-    if fd != 2:
-        yield Console(file=stream, highlight=False)
-        return
-    stream.flush()
-    encoding = getattr(stream, "encoding", None) or "utf-8"
-    with os.fdopen(os.dup(2), "w", buffering=1, encoding=encoding, errors="replace") as private:
-        yield Console(file=private, highlight=False)
-
-
 class _BatchDisplay:
     """Renders batch events: bars on a terminal, a line per finished or failed file always."""
 
@@ -255,6 +225,8 @@ class _BatchDisplay:
         self.console.print(text, soft_wrap=True, highlight=False)
 
     def handle(self, event: lib.BatchEvent) -> None:
+        from .. import batch as lib  # imported by now: the batch runner calls this
+
         if isinstance(event, lib.FileProgress):
             self.partial[event.job] = (event.done, event.total)
             self._show_file(event.worker)
@@ -392,6 +364,8 @@ def _describe_output(plan: lib.BatchPlan, bits: int) -> str:
 
 
 def _headline(plan: lib.BatchPlan, bits: int, devices: list) -> str:  # type: ignore[type-arg]
+    from .. import batch as lib
+
     scope = f"shard {plan.shard} holds {_count(_total(plan), 'file')} of {plan.found}" if plan.shard else (
         f"found {_count(plan.found, 'audio file')}"
     )
@@ -445,6 +419,8 @@ def _print_problems(summary: lib.BatchSummary) -> None:
 
 def _print_summary(summary: lib.BatchSummary) -> None:
     """The table at the end: counts, audio, failures with reasons, totals."""
+    from .. import batch as lib
+
     table = Table(title="apollo batch", box=box.SIMPLE_HEAVY, title_justify="left")
     table.add_column("", style="bold")
     table.add_column("files", justify="right")

@@ -1,8 +1,4 @@
-"""``apollo download-model`` and ``apollo models``: the models on the Hub.
-
-Also defines the ``--revision`` and ``--offline`` options that every command naming
-a model can share.
-"""
+"""``apollo download-model`` and ``apollo models``: the models on the Hub."""
 
 from __future__ import annotations
 
@@ -17,28 +13,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import ApolloError, OptionError
-from ..progress import Display
 from ..registry import DEFAULT_MODEL, KNOWN_MODELS
-from . import DebugOpt, QuietOpt, app, err, out, reported_errors
+from . import app, reported_errors
+from .console import err, out
+from .options import DebugOpt, OfflineOpt, QuietOpt, RevisionOpt
+from .progress import Display
 
 if TYPE_CHECKING:  # the hub (and huggingface_hub) is imported only when a command needs it
     from ..hub import Fetched
-
-RevisionOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--revision",
-        help="Branch, tag or commit of the model's Hub repository (default: main). Also NAME@REV.",
-        show_default=False,
-    ),
-]
-OfflineOpt = Annotated[
-    bool,
-    typer.Option(
-        "--offline",
-        help="Use only models already in the cache; never touch the network (also HF_HUB_OFFLINE=1).",
-    ),
-]
 
 
 def _tilde(path: Path) -> str:

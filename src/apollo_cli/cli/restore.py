@@ -12,13 +12,12 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from .. import api, audio, decoding, locks
-from ..decoding import STDIO
 from ..errors import OptionError
 from ..options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, RestoreOptions
-from ..progress import Display, format_duration
 from ..registry import DEFAULT_MODEL
-from . import (
+from . import app, reported_errors, stop_signals_interrupt
+from .console import display_console, err, out
+from .options import (
     BatchOpt,
     BitDepthOpt,
     ChunkOpt,
@@ -26,17 +25,13 @@ from . import (
     DebugOpt,
     DeviceOpt,
     ModelOpt,
+    OfflineOpt,
     PrecisionOpt,
     QuietOpt,
-    app,
-    err,
-    out,
-    reported_errors,
-    stop_signals_interrupt,
+    RevisionOpt,
 )
-from .batch import display_console
-from .inspect import check_spectrogram_option, draw_restore_spectrogram
-from .models import OfflineOpt, RevisionOpt
+from .pictures import check_spectrogram_option, draw_restore_spectrogram
+from .progress import Display, format_duration
 
 
 @app.command()
@@ -76,6 +71,10 @@ def restore(
     ] = None,
 ) -> None:
     """Restore one audio file and write WAV or FLAC at 44.1 kHz."""
+    # Here, not at the top: they import torch and numpy, which --help does not need.
+    from .. import api, audio, decoding, locks
+    from ..decoding import STDIO
+
     if spectrogram is not None:  # before any work: matplotlib installed, the PNG writable, not a file of ours
         check_spectrogram_option(spectrogram, overwrite=overwrite, debug=debug, protected=_protected(input, output))
     # SIGTERM/SIGHUP stop like Ctrl-C: temporaries removed, one line, exit 143/129.
@@ -155,6 +154,9 @@ def restore(
 
 def _protected(input: Path, output: str | None) -> dict[str, Path]:
     """The files ``--spectrogram`` must never replace: the input and the output (when they are files)."""
+    from .. import api
+    from ..decoding import STDIO
+
     files = {} if str(input) == STDIO else {"input": input}
     if output is not None and output != STDIO:
         files["output"] = Path(output)

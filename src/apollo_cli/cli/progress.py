@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -20,8 +21,9 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from .hub import DownloadProgress
-from .inference import ProgressCallback
+if TYPE_CHECKING:  # types only: importing inference would import torch, which --help does not need
+    from ..hub import DownloadProgress
+    from ..inference import ProgressCallback
 
 
 class AudioSecondsColumn(ProgressColumn):
