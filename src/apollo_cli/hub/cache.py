@@ -30,18 +30,25 @@ Expected = tuple[str, str]
 
 
 def cached_path(target: Target, cache: Path) -> Path | None:
-    """The cached snapshot file for ``target``'s revision, without touching the network."""
-    from huggingface_hub import try_to_load_from_cache
+    """The cached snapshot file for ``target``'s revision, without touching the network.
 
-    try:
-        found = try_to_load_from_cache(
-            target.repo_id, target.filename, cache_dir=str(cache), revision=target.revision
-        )
-    except (ValueError, OSError):
+    Read from huggingface_hub's documented cache layout (``refs/<revision>`` holds the
+    commit, ``snapshots/<commit>/<file>`` the file), as its ``try_to_load_from_cache``
+    does, without importing huggingface_hub: ``apollo models`` stays fast.
+    """
+    storage = storage_dir(cache, target.repo_id)
+    revision = target.revision or "main"
+    if _SHA1.match(revision):
+        commit = revision
+    else:
+        try:
+            commit = (storage / "refs" / revision).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+    if not _SHA1.match(commit):
         return None
-    if isinstance(found, str) and os.path.isfile(found):
-        return Path(found)
-    return None
+    found = storage / "snapshots" / commit / target.filename
+    return found if found.is_file() else None
 
 
 @dataclass(frozen=True)
