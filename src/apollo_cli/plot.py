@@ -157,16 +157,16 @@ def draw_spectrograms(
         ax.set_title(_title(panel), loc="left", fontsize=11)
         bw = panel.bandwidth
         if _has_edge(bw, spec):
-            _mark(ax, bw.hz, f"{bw.hz / 1000:.1f} kHz", _LINE_COLOUR, (0, (6, 4)), 1.5, right=True)
+            _mark(ax, bw.hz, f"{bw.hz / 1000:.1f} kHz", _LINE_COLOUR, (0, (6, 4)), 1.5, at=0.995)
         for hz, label in panel.marks:
             if spec.freq_edges[0] < hz < spec.freq_edges[-1]:
-                _mark(ax, hz, label, _CONTROL_COLOUR, (0, (1, 2)), 1.5, right=False)
+                _mark(ax, hz, label, _CONTROL_COLOUR, (0, (1, 2)), 1.5, at=0.5)
         first_bw = panels[0].bandwidth
         moved = bw is None or first_bw is None or not abs(bw.hz - first_bw.hz) < 300
         if i > 0 and _has_edge(first_bw, panels[0].spectrogram) and moved:
             # Where the first panel's band ended, to see what changed above it.
             label = f"{panels[0].role}: {first_bw.hz / 1000:.1f} kHz"
-            _mark(ax, first_bw.hz, label, "white", (0, (2, 3)), 1.0, right=False)
+            _mark(ax, first_bw.hz, label, "white", (0, (2, 3)), 1.0, at=0.005)
 
     assert image is not None  # there is at least one panel
     first, last = boxes[0], boxes[-1]
@@ -190,13 +190,13 @@ def _has_edge(bw: Bandwidth | None, spec: Spectrogram) -> TypeGuard[Bandwidth]:
     return bw is not None and not bw.silent and spec.freq_edges[0] < bw.hz < spec.freq_edges[-1] * 0.98
 
 
-def _mark(ax, hz: float, text: str, colour: str, style: object, width: float, *, right: bool) -> None:  # type: ignore[no-untyped-def]
-    """A horizontal line at ``hz`` with a small label under it."""
+def _mark(ax, hz: float, text: str, colour: str, style: object, width: float, *, at: float) -> None:  # type: ignore[no-untyped-def]
+    """A horizontal line at ``hz`` with a small label under it, at ``at`` of the width (left, centre or right)."""
     y = math.log10(hz)
     ax.axhline(y, color=colour, linestyle=style, linewidth=width)
     ax.text(
-        0.995 if right else 0.005, y, f" {text} ", transform=ax.get_yaxis_transform(),
-        ha="right" if right else "left", va="top", color=colour, fontsize=9, fontweight="bold",
+        at, y, f" {text} ", transform=ax.get_yaxis_transform(),
+        ha="right" if at > 0.9 else "left" if at < 0.1 else "center", va="top", color=colour, fontsize=9, fontweight="bold",
         bbox={"facecolor": "black", "alpha": 0.55, "edgecolor": "none", "pad": 1.5},
     )  # fmt: skip
 
