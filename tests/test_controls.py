@@ -285,3 +285,30 @@ def test_batch_can_skip_inputs_that_are_restorations(model: apollo_cli.Apollo, t
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["original.flac"]
     # Without the option both are restored, as before.
     assert len(batch.plan_batch(library, tmp_path / "out2").jobs) == 2
+
+
+def test_spectrograms_draw_the_cutoff_and_crossover(model: apollo_cli.Apollo, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+
+    from apollo_cli import plot
+    from apollo_cli.analysis import compare_files
+
+    source = lowpassed_file(tmp_path / "coded.wav", 16000.0, seconds=2.0)
+    plain = apollo_cli.restore_file(model, source, tmp_path / "plain.flac")
+    controlled = apollo_cli.restore_file(
+        model, source, tmp_path / "controlled.flac", RestoreOptions(cutoff=15000.0, keep_lows=13000.0)
+    )
+    assert plot.control_marks(apollo_cli.tags.read_provenance(controlled.output)) == (
+        (15000.0, "cutoff 15.0 kHz"),
+        (13000.0, "keep-lows crossover 13.0 kHz"),
+    )
+
+    def control_pixels(restored: Path, png: Path) -> int:
+        plot.save_comparison_png(compare_files(source, restored), png)
+        rgb = imread(png)[..., :3]
+        line = np.array([0x9D, 0xFF, 0x6E]) / 255
+        return int((np.abs(rgb - line).max(axis=-1) < 0.05).sum())
+
+    assert control_pixels(plain.output, tmp_path / "plain.png") == 0
+    assert control_pixels(controlled.output, tmp_path / "controlled.png") > 200  # two dotted lines and labels

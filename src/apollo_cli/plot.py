@@ -14,6 +14,7 @@ picture's size depends only on the number of panels.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from typing import TypeGuard
 
 import numpy as np
 
-from . import audio
+from . import audio, provenance, tags
 from .analysis import Bandwidth, Comparison, Spectrogram, estimate_bandwidth, spectrogram
 from .audio import DecodedAudio
 from .errors import MissingDependencyError, OutputError
@@ -42,6 +43,7 @@ _COLORBAR_IN = 0.16
 #: Colour scale: from the loudest panel's top (rounded up to 10 dB) down this far.
 DYNAMIC_RANGE_DB = 100.0
 _LINE_COLOUR = "#3ee8ff"
+_CONTROL_COLOUR = "#9dff6e"
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class Panel:
     bandwidth: Bandwidth | None = None
     #: Extra words for the title, e.g. "resampled to 44.1 kHz".
     note: str = ""
+    #: Lines to draw at frequencies (Hz), with their labels: a restoration's cutoff and crossover.
+    marks: tuple[tuple[float, str], ...] = ()
 
 
 def require_matplotlib() -> None:
@@ -153,13 +157,16 @@ def draw_spectrograms(
         ax.set_title(_title(panel), loc="left", fontsize=11)
         bw = panel.bandwidth
         if _has_edge(bw, spec):
-            _mark(ax, bw.hz, f"{bw.hz / 1000:.1f} kHz", _LINE_COLOUR, (0, (6, 4)), 1.5, right=True)
+            _mark(ax, bw.hz, f"{bw.hz / 1000:.1f} kHz", _LINE_COLOUR, (0, (6, 4)), 1.5, at=0.995)
+        for hz, label in panel.marks:
+            if spec.freq_edges[0] < hz < spec.freq_edges[-1]:
+                _mark(ax, hz, label, _CONTROL_COLOUR, (0, (1, 2)), 1.5, at=0.5)
         first_bw = panels[0].bandwidth
         moved = bw is None or first_bw is None or not abs(bw.hz - first_bw.hz) < 300
         if i > 0 and _has_edge(first_bw, panels[0].spectrogram) and moved:
             # Where the first panel's band ended, to see what changed above it.
             label = f"{panels[0].role}: {first_bw.hz / 1000:.1f} kHz"
-            _mark(ax, first_bw.hz, label, "white", (0, (2, 3)), 1.0, right=False)
+            _mark(ax, first_bw.hz, label, "white", (0, (2, 3)), 1.0, at=0.005)
 
     assert image is not None  # there is at least one panel
     first, last = boxes[0], boxes[-1]
@@ -183,13 +190,13 @@ def _has_edge(bw: Bandwidth | None, spec: Spectrogram) -> TypeGuard[Bandwidth]:
     return bw is not None and not bw.silent and spec.freq_edges[0] < bw.hz < spec.freq_edges[-1] * 0.98
 
 
-def _mark(ax, hz: float, text: str, colour: str, style: object, width: float, *, right: bool) -> None:  # type: ignore[no-untyped-def]
-    """A horizontal line at ``hz`` with a small label under it."""
+def _mark(ax, hz: float, text: str, colour: str, style: object, width: float, *, at: float) -> None:  # type: ignore[no-untyped-def]
+    """A horizontal line at ``hz`` with a small label under it, at ``at`` of the width (left, centre or right)."""
     y = math.log10(hz)
     ax.axhline(y, color=colour, linestyle=style, linewidth=width)
     ax.text(
-        0.995 if right else 0.005, y, f" {text} ", transform=ax.get_yaxis_transform(),
-        ha="right" if right else "left", va="top", color=colour, fontsize=9, fontweight="bold",
+        at, y, f" {text} ", transform=ax.get_yaxis_transform(),
+        ha="right" if at > 0.9 else "left" if at < 0.1 else "center", va="top", color=colour, fontsize=9, fontweight="bold",
         bbox={"facecolor": "black", "alpha": 0.55, "edgecolor": "none", "pad": 1.5},
     )  # fmt: skip
 
@@ -235,7 +242,9 @@ def save_comparison_png(
         metrics = comparison.metrics.get(m.role)
         note = "" if metrics is None else f"SI-SNR {_db(metrics.si_snr)}, LSD {_db(metrics.lsd)}"
         spec = spectrogram(m.audio.samples, m.audio.sample_rate)
-        panels.append(Panel(m.role, m.path.name, spec, m.bandwidth, note))
+        # A restoration made with --cutoff or --keep-lows says so in its provenance tag.
+        marks = control_marks(tags.read_provenance(m.path))
+        panels.append(Panel(m.role, m.path.name, spec, m.bandwidth, note, marks))
     return draw_spectrograms(panels, path, overwrite=overwrite)
 
 
@@ -248,13 +257,30 @@ def save_restore_png(
     *,
     sample_rate: int = audio.MODEL_SAMPLE_RATE,
     overwrite: bool = False,
+    marks: tuple[tuple[float, str], ...] = (),
 ) -> Path:
-    """``apollo restore --spectrogram``: the decoded input (resampled to the model's rate) and the result."""
+    """``apollo restore --spectrogram``: the decoded input (resampled to the model's rate) and the result.
+
+    ``marks`` (see :func:`control_marks`) are drawn on the result's panel.
+    """
     panels = []
     for role, decoded, name in (("before", before, before_name), ("after", after, after_name)):
         samples = audio.resample(decoded.samples, decoded.sample_rate, sample_rate)
         note = f"resampled to {sample_rate / 1000:g} kHz" if decoded.sample_rate != sample_rate else ""
         panels.append(Panel(
-            role, name, spectrogram(samples, sample_rate), estimate_bandwidth(samples, sample_rate), note
+            role, name, spectrogram(samples, sample_rate), estimate_bandwidth(samples, sample_rate), note,
+            marks if role == "after" else (),
         ))  # fmt: skip
     return draw_spectrograms(panels, path, overwrite=overwrite)
+
+
+def control_marks(provenance_value: str | None) -> tuple[tuple[float, str], ...]:
+    """The cutoff and crossover lines for a restoration whose provenance tag is ``provenance_value``."""
+    settings = provenance.settings(provenance_value or "")
+    marks = []
+    for key, label in (("cutoff", "cutoff"), ("keep-lows", "keep-lows crossover")):
+        value = settings.get(key)
+        if value is not None:
+            with contextlib.suppress(ValueError):  # "auto" (an older tag) has no frequency to draw
+                marks.append((float(value), f"{label} {float(value) / 1000:.1f} kHz"))
+    return tuple(marks)

@@ -67,3 +67,15 @@ def describe(model: Apollo | None, options: RestoreOptions | None) -> str:
     if options is not None:
         parts.append(options.describe())
     return "; ".join(parts)
+
+
+def settings(value: str) -> dict[str, str]:
+    """The ``key=value`` settings of a provenance tag's value (``{}`` if it has none)."""
+    found: dict[str, str] = {}
+    for part in value.split("; ")[1:]:
+        words = part.split()
+        if words and all("=" in w for w in words):
+            for word in words:
+                key, _, setting = word.partition("=")
+                found[key] = setting
+    return found
