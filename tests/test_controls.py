@@ -312,3 +312,61 @@ def test_spectrograms_draw_the_cutoff_and_crossover(model: apollo_cli.Apollo, tm
 
     assert control_pixels(plain.output, tmp_path / "plain.png") == 0
     assert control_pixels(controlled.output, tmp_path / "controlled.png") > 200  # two dotted lines and labels
+
+
+# ------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_bad_control_values_are_one_line_each(tmp_path: Path) -> None:
+    from helpers import assert_one_line_error, run_cli
+
+    source = tmp_path / "in.wav"
+    sf.write(source, noise(0.5).T, RATE)
+    out = tmp_path / "out.flac"
+    cases = [
+        (("--cutoff", "30000"), "--cutoff 30000 Hz is outside 1000-21550 Hz"),
+        (("--keep-lows", "-5"), "--keep-lows must be auto, off or a frequency such as 16000 or 16k, not '-5'"),
+        (("--cutoff", "loud"), "--cutoff must be auto, off or a frequency"),
+        (("--stereo", "surround"), "unknown stereo mode 'surround'; use lr or mid-side"),
+    ]
+    for args, message in cases:
+        # A model that does not exist: the options are refused before any model is looked for.
+        result = run_cli("restore", source, "-o", out, "--model", tmp_path / "missing.ckpt", *args)
+        assert_one_line_error(result, message)
+        batch_result = run_cli("batch", tmp_path, "-o", tmp_path / "lib", "--model", tmp_path / "missing.ckpt", *args)
+        assert_one_line_error(batch_result, message)
+        assert not out.exists() and not (tmp_path / "lib").exists()
+
+
+def test_cli_says_what_auto_did(tmp_path: Path) -> None:
+    from helpers import TINY_MODEL, run_cli
+
+    full = tmp_path / "full.wav"
+    sf.write(full, noise(2.0, seed=13).T, RATE, subtype="FLOAT")
+    result = run_cli("restore", full, "-o", tmp_path / "a.flac", "--model", TINY_MODEL, "--cutoff", "auto")
+    assert result.exit_code == 0, result.output
+    assert "note: --cutoff auto: the audio reaches" in result.stderr and "not low-passed" in result.stderr
+    coded = lowpassed_file(tmp_path / "coded.wav", 16000.0, seconds=2.0)
+    result = run_cli("restore", coded, "-o", tmp_path / "b.flac", "--model", TINY_MODEL,
+                     "--cutoff", "auto", "--keep-lows", "auto", "--stereo", "mid-side")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "note: --cutoff auto: low-passed at 16." in result.stderr
+    assert "note: --keep-lows auto: the input is kept below 14." in result.stderr
+    report = run_cli("inspect", tmp_path / "b.flac")
+    assert "b.flac: restored by apollo-cli" in report.stdout
+    assert "cutoff=16" in report.stdout and "stereo=mid-side" in report.stdout
+
+
+def test_cli_batch_skip_restored(tmp_path: Path) -> None:
+    from helpers import TINY_MODEL, run_cli
+
+    library = tmp_path / "library"
+    library.mkdir()
+    sf.write(library / "song.wav", noise(0.6, seed=14).T, RATE)
+    assert run_cli("restore", library / "song.wav", "-o", library / "song restored.flac", "--model", TINY_MODEL).exit_code == 0
+    dry = run_cli("batch", library, "-o", tmp_path / "out", "--skip-restored", "--dry-run")
+    assert "skip    song restored.flac · already a restoration (apollo-cli's tag)" in dry.stdout
+    result = run_cli("batch", library, "-o", tmp_path / "out", "--model", TINY_MODEL, "--skip-restored")
+    assert result.exit_code == 0, result.output
+    assert "1 restoration left alone" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["song.flac"]

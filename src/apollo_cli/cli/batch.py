@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from ..options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, RestoreOptions
+from ..options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, RestoreOptions, parse_frequency
 from ..registry import DEFAULT_MODEL
 from . import app, interrupted_status, reported_errors, signal_name, stop_signals_interrupt
 from .console import display_console, err, out
@@ -32,12 +32,15 @@ from .options import (
     BitDepthOpt,
     ChunkOpt,
     CompileOpt,
+    CutoffOpt,
     DebugOpt,
+    KeepLowsOpt,
     ModelOpt,
     OfflineOpt,
     PrecisionOpt,
     QuietOpt,
     RevisionOpt,
+    StereoOpt,
 )
 from .progress import Display, format_duration
 
@@ -80,6 +83,9 @@ def batch(
     batch_size: BatchOpt = DEFAULT_BATCH_SIZE,
     precision: PrecisionOpt = "fp32",
     compile: CompileOpt = False,
+    cutoff: CutoffOpt = "off",
+    keep_lows: KeepLowsOpt = "off",
+    stereo: StereoOpt = "lr",
     recursive: Annotated[
         bool, typer.Option("--recursive/--no-recursive", help="Look into sub-folders.")
     ] = True,
@@ -97,6 +103,13 @@ def batch(
     ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", "-n", help="Print what would be done; write nothing.")
+    ] = False,
+    skip_restored: Annotated[
+        bool,
+        typer.Option(
+            "--skip-restored",
+            help="Leave alone inputs that are apollo-cli restorations themselves (they carry its APOLLO_RESTORED tag).",
+        ),
     ] = False,
     shard: Annotated[
         str | None,
@@ -120,13 +133,17 @@ def batch(
     with reported_errors(debug), stop_signals_interrupt():
         chosen_shard = lib.parse_shard(shard) if shard is not None else None
         bits = lib.check_bit_depth(fmt.value, bit_depth)
-        options = RestoreOptions(chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, compile=compile)
+        options = RestoreOptions(
+            chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, compile=compile,
+            cutoff=parse_frequency("--cutoff", cutoff), keep_lows=parse_frequency("--keep-lows", keep_lows),
+            stereo=stereo,
+        )
         devices = lib.parse_devices(device)
         for target in dict.fromkeys(devices):  # an unsupported --precision fails before any work
             options.check(target)
         plan = lib.plan_batch(
             input_dir, output, fmt=fmt.value, recursive=recursive, include=include or (),
-            shard=chosen_shard, overwrite=overwrite,
+            shard=chosen_shard, overwrite=overwrite, skip_restored=skip_restored,
         )  # fmt: skip
         if dry_run:
             _print_plan(plan, bits)
@@ -277,7 +294,7 @@ class _BatchDisplay:
             )
         if self.quiet:
             return
-        for warning in r.tag_warnings:
+        for warning in (*r.tag_warnings, *r.notes):
             self.print(f"  [yellow]note:[/] {escape(event.job.name)}: {escape(warning)}")
         if r.clipped_samples:
             self.print(
@@ -372,6 +389,8 @@ def _headline(plan: lib.BatchPlan, bits: int, devices: list) -> str:  # type: ig
     parts = [f"{len(plan.jobs)} to restore"]
     if plan.skipped:
         parts.append(f"{len(plan.skipped)} already done")
+    if plan.already_restored:
+        parts.append(f"{_count(len(plan.already_restored), 'restoration')} left alone")
     if plan.problems:
         parts.append(f"{len(plan.problems)} not restorable")
     where = f"→ {_shown(str(plan.output_dir))} ({_describe_output(plan, bits)})"
@@ -380,7 +399,10 @@ def _headline(plan: lib.BatchPlan, bits: int, devices: list) -> str:  # type: ig
 
 
 def _total(plan: lib.BatchPlan) -> int:
-    return len(plan.jobs) + len(plan.skipped) + sum(len(c.jobs) for c in plan.collisions) + len(plan.unusable)
+    return (
+        len(plan.jobs) + len(plan.skipped) + len(plan.already_restored)
+        + sum(len(c.jobs) for c in plan.collisions) + len(plan.unusable)
+    )  # fmt: skip
 
 
 def _count(n: int, noun: str) -> str:
@@ -392,6 +414,7 @@ def _print_plan(plan: lib.BatchPlan, bits: int) -> None:
     rows: list[tuple[str, str, str]] = []
     rows += [(job.name, "restore", _relative_output(plan, job)) for job in plan.jobs]
     rows += [(job.name, "skip", "output exists") for job in plan.skipped]
+    rows += [(job.name, "skip", "already a restoration (apollo-cli's tag)") for job in plan.already_restored]
     rows += [(name, "cannot", reason) for name, reason in plan.problems]
     for name, action, detail in sorted(rows):
         arrow = "→" if action == "restore" else "·"
@@ -399,7 +422,8 @@ def _print_plan(plan: lib.BatchPlan, bits: int) -> None:
     scope = f" (shard {plan.shard} of {plan.found} files)" if plan.shard else ""
     out.print(
         f"dry run{scope}: {len(plan.jobs)} to restore, {len(plan.skipped)} skipped (output exists), "
-        f"{len(plan.problems)} not restorable; output {escape(str(plan.output_dir))} as "
+        + (f"{len(plan.already_restored)} skipped (restorations), " if plan.already_restored else "")
+        + f"{len(plan.problems)} not restorable; output {escape(str(plan.output_dir))} as "
         f"{_describe_output(plan, bits)}; nothing was written",
         soft_wrap=True, highlight=False,
     )  # fmt: skip
@@ -417,6 +441,21 @@ def _print_problems(summary: lib.BatchSummary) -> None:
         err.print(f"[red]failed[/] {_shown(failure.name)}: {_shown(failure.reason)}", soft_wrap=True)
 
 
+def _why_skipped(skipped: list[lib.FileSkipped]) -> str:
+    """The summary's reason for its skipped files: the one reason, or each with its count."""
+    elsewhere = sum(1 for s in skipped if s.reason.startswith("being restored by another"))
+    restorations = sum(1 for s in skipped if s.reason.startswith("already restored"))
+    kinds = [
+        (len(skipped) - elsewhere - restorations, "output exists (--overwrite redoes them)", "output exists"),
+        (elsewhere, f"{elsewhere} being restored by another apollo run", f"({elsewhere}) being restored by another apollo run"),
+        (restorations, "inputs that are restorations (--skip-restored)", f"({restorations}) restorations"),
+    ]
+    present = [(alone, among) for count, alone, among in kinds if count]
+    if len(present) <= 1:
+        return present[0][0] if present else ""
+    return ", or ".join(among for _, among in present)
+
+
 def _print_summary(summary: lib.BatchSummary) -> None:
     """The table at the end: counts, audio, failures with reasons, totals."""
     from .. import batch as lib
@@ -427,13 +466,7 @@ def _print_summary(summary: lib.BatchSummary) -> None:
     table.add_column("audio", justify="right")
     table.add_column("")
     table.add_row("[green]restored[/]", str(len(summary.done)), format_duration(summary.audio_seconds), "")
-    elsewhere = sum(1 for s in summary.skipped if s.reason.startswith("being restored by another"))
-    table.add_row(
-        "skipped", str(len(summary.skipped)), "",
-        "" if not summary.skipped else "output exists (--overwrite redoes them)" if not elsewhere
-        else f"{elsewhere} being restored by another apollo run" if elsewhere == len(summary.skipped)
-        else f"output exists, or ({elsewhere}) being restored by another apollo run",
-    )  # fmt: skip
+    table.add_row("skipped", str(len(summary.skipped)), "", _why_skipped(summary.skipped))
     table.add_row("[red]failed[/]" if summary.failed else "failed", str(len(summary.failed)), "",
                   "listed below" if summary.failed else "")  # fmt: skip
     if summary.interrupted or summary.stopped:

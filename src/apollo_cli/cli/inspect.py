@@ -64,6 +64,8 @@ def inspect_files(
             for r in reports:
                 colour = {True: "green", False: "yellow", None: "dim"}[r.verdict.helps]
                 out.print(Text.assemble((r.path.name, "bold"), ": ", (r.verdict.message, colour)), soft_wrap=True)
+                if r.restored_by is not None:  # apollo-cli's provenance tag: version, model, settings
+                    out.print(Text.assemble((r.path.name, "bold"), ": restored by ", r.restored_by), soft_wrap=True)
     if failed:
         raise typer.Exit(1)
 

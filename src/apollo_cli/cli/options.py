@@ -100,3 +100,27 @@ OfflineOpt = Annotated[
         help="Use only models already in the cache; never touch the network (also HF_HUB_OFFLINE=1).",
     ),
 ]
+
+CutoffOpt = Annotated[
+    str,
+    typer.Option(
+        "--cutoff", metavar="auto|HZ|off",
+        help="Low-pass the input here before the model (linear phase, flat to the cutoff). "
+        "auto: at the file's measured bandwidth (what apollo inspect reports). HZ as 16000, 16k or 16kHz.",
+    ),
+]
+KeepLowsOpt = Annotated[
+    str,
+    typer.Option(
+        "--keep-lows", metavar="auto|HZ|off",
+        help="Keep the input below this crossover and the restoration above it (linear-phase, "
+        "complementary). auto: 1.5 kHz below the file's measured bandwidth.",
+    ),
+]
+StereoOpt = Annotated[
+    str,
+    typer.Option(
+        "--stereo", metavar="lr|mid-side",
+        help="lr: restore left and right; mid-side: restore (L+R)/2 and (L-R)/2, then turn them back.",
+    ),
+]

@@ -54,10 +54,13 @@ def draw_restore_spectrogram(
     path: Path, input_path: Path, before: Any, output_path: Path, *, overwrite: bool, quiet: bool, debug: bool
 ) -> None:
     """For ``restore --spectrogram``: draw the decoded input and the written result."""
-    from .. import audio, plot
+    from .. import audio, plot, tags
 
     with reported_errors(debug):
         after = audio.load_audio(output_path)
-        plot.save_restore_png(path, before, input_path.name, after, output_path.name, overwrite=overwrite)
+        marks = plot.control_marks(tags.read_provenance(output_path))  # --cutoff / --keep-lows lines
+        plot.save_restore_png(
+            path, before, input_path.name, after, output_path.name, overwrite=overwrite, marks=marks
+        )
         if not quiet:
             out.print(f"wrote {escape(str(path))}", soft_wrap=True)

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import OptionError
-from ..options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, RestoreOptions
+from ..options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, RestoreOptions, parse_frequency
 from ..registry import DEFAULT_MODEL
 from . import app, reported_errors, stop_signals_interrupt
 from .console import display_console, err, out
@@ -22,13 +22,16 @@ from .options import (
     BitDepthOpt,
     ChunkOpt,
     CompileOpt,
+    CutoffOpt,
     DebugOpt,
     DeviceOpt,
+    KeepLowsOpt,
     ModelOpt,
     OfflineOpt,
     PrecisionOpt,
     QuietOpt,
     RevisionOpt,
+    StereoOpt,
 )
 from .pictures import check_spectrogram_option, draw_restore_spectrogram
 from .progress import Display, format_duration
@@ -59,6 +62,9 @@ def restore(
     batch_size: BatchOpt = DEFAULT_BATCH_SIZE,
     precision: PrecisionOpt = "fp32",
     compile: CompileOpt = False,
+    cutoff: CutoffOpt = "off",
+    keep_lows: KeepLowsOpt = "off",
+    stereo: StereoOpt = "lr",
     bit_depth: BitDepthOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
     quiet: QuietOpt = False,
@@ -79,7 +85,11 @@ def restore(
         check_spectrogram_option(spectrogram, overwrite=overwrite, debug=debug, protected=_protected(input, output))
     # SIGTERM/SIGHUP stop like Ctrl-C: temporaries removed, one line, exit 143/129.
     with reported_errors(debug), stop_signals_interrupt(), contextlib.ExitStack() as stack:
-        options = RestoreOptions(chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, compile=compile)
+        options = RestoreOptions(
+            chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, compile=compile,
+            cutoff=parse_frequency("--cutoff", cutoff), keep_lows=parse_frequency("--keep-lows", keep_lows),
+            stereo=stereo,
+        )
         reading_stdin = str(input) == STDIO
         to_stdout = output is not None and str(output) == STDIO
         if reading_stdin and output is None:
@@ -145,6 +155,8 @@ def restore(
             )
         for warning in result.tag_warnings if not quiet else ():  # tags not carried; the audio is fine
             err.print(f"[yellow]note:[/] {escape(warning)}", soft_wrap=True)
+        for note in result.notes if not quiet else ():  # what --cutoff/--keep-lows auto chose
+            err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
         if spectrogram is not None:
             draw_restore_spectrogram(
                 spectrogram, Path(source), audio.load_audio(source), result.output,
