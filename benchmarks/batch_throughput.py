@@ -68,11 +68,18 @@ def random_model() -> Apollo:
     return model
 
 
-def timed_batch(folder: Path, out: Path, model: Apollo, devices: list[torch.device], args: argparse.Namespace) -> float:
+def timed_batch(
+    folder: Path, out: Path, model: Apollo, devices: list[torch.device], args: argparse.Namespace
+) -> float:
     """Audio seconds per second for `apollo batch`'s runner on every file in ``folder``."""
     plan = batch.plan_batch(folder, out)
     began = time.perf_counter()
-    summary = batch.run_batch(plan, model, devices=devices, options=RestoreOptions(chunk_seconds=args.chunk_seconds, batch_size=args.batch_size))
+    summary = batch.run_batch(
+        plan,
+        model,
+        devices=devices,
+        options=RestoreOptions(chunk_seconds=args.chunk_seconds, batch_size=args.batch_size),
+    )
     wall = time.perf_counter() - began
     assert summary.ok and len(summary.done) == len(plan.jobs), summary.failed
     return summary.audio_seconds / wall
@@ -90,7 +97,12 @@ def timed_loop(folder: Path, out: Path, model: Apollo, args: argparse.Namespace)
 
     def loop() -> None:
         for source in sorted(folder.glob("*.mp3")):
-            result = apollo_cli.restore_file(model, source, out / f"{source.stem}.flac", options=RestoreOptions(chunk_seconds=args.chunk_seconds, batch_size=args.batch_size))
+            result = apollo_cli.restore_file(
+                model,
+                source,
+                out / f"{source.stem}.flac",
+                options=RestoreOptions(chunk_seconds=args.chunk_seconds, batch_size=args.batch_size),
+            )
             audio.append(result.duration)
 
     began = time.perf_counter()
@@ -106,8 +118,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each short file (default 2 s)")
     parser.add_argument("--device", default="cpu", help="as for apollo batch: cpu, cuda, cuda:0,cuda:1, ...")
     parser.add_argument("--chunk-seconds", type=float, default=4.0)
-    parser.add_argument("--batch-size", type=int, default=None, help="default: as apollo batch (1 on a CPU, auto on a GPU)")
-    parser.add_argument("--tiny", action="store_true", help="use the tests' tiny model instead of the full-size one")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="default: as apollo batch (1 on a CPU, auto on a GPU)"
+    )
+    parser.add_argument(
+        "--tiny", action="store_true", help="use the tests' tiny model instead of the full-size one"
+    )
     parser.add_argument("--no-loop", action="store_true", help="skip the plain restore_file loop")
     parser.add_argument(
         "--repeat", type=int, default=1, help="rounds, interleaved; the best of each is shown (default 1)"
@@ -132,7 +148,9 @@ def main() -> None:
             sf.write(short / f"{i:03d}.mp3", music(args.seconds, seed=i), 44100, format="MP3")
         sf.write(long / "long.mp3", music(total, seed=99), 44100, format="MP3")
         # Warm up (one-time set-up such as packed weights) before anything is timed.
-        apollo_cli.restore(model, music(1.0, seed=7).T, 44100, options=RestoreOptions(chunk_seconds=args.chunk_seconds))
+        apollo_cli.restore(
+            model, music(1.0, seed=7).T, 44100, options=RestoreOptions(chunk_seconds=args.chunk_seconds)
+        )
 
         names = ["1 long file, apollo batch", f"{args.files} short files, apollo batch"]
         if not args.no_loop:
@@ -151,7 +169,9 @@ def main() -> None:
     for name, speed in rows:
         print(f"{name:<{width}}  {speed:6.3f} audio s / s")
     ratio = rows[1][1] / rows[0][1]
-    print(f"short files vs one long file: {ratio:.2f}× the throughput ({'not slower' if ratio >= 0.95 else 'slower'})")
+    print(
+        f"short files vs one long file: {ratio:.2f}× the throughput ({'not slower' if ratio >= 0.95 else 'slower'})"
+    )
     sys.exit(0)
 
 

@@ -107,8 +107,14 @@ def product_rate(precision: str, device: str, seconds: float = 3.0) -> float:
     n = 256
     rows = SLICE_ROWS.get(dev.type, 1 << 16)
     # (in, out, silu, how many per token per layer): the shapes of one layer.
-    shapes = [(n, 3 * n, False, 1), (n, n, False, 1), (n, 8 * n, True, 1), (4 * n, n, False, 1),
-              (n, 4 * n, True, 3), (4 * n, n, False, 3)]
+    shapes = [
+        (n, 3 * n, False, 1),
+        (n, n, False, 1),
+        (n, 8 * n, True, 1),
+        (4 * n, n, False, 1),
+        (n, 4 * n, True, 3),
+        (4 * n, n, False, 3),
+    ]
     flop = time_spent = 0.0
     for dim_in, dim_out, silu, count in shapes:
         conv = Conv1x1(dim_in, dim_out).to(dev)  # outside inference mode, as a loaded model's
@@ -172,7 +178,19 @@ def run_one(args: argparse.Namespace) -> None:
 
     reset_peak_rss()
     start = time.perf_counter()
-    result = apollo_cli.restore_file(model, source, target, progress=progress, carry_tags=False, options=RestoreOptions(chunk_seconds=args.chunk_seconds, batch_size=args.batch_size, precision=args.precision, compile=args.compile == "yes"))
+    result = apollo_cli.restore_file(
+        model,
+        source,
+        target,
+        progress=progress,
+        carry_tags=False,
+        options=RestoreOptions(
+            chunk_seconds=args.chunk_seconds,
+            batch_size=args.batch_size,
+            precision=args.precision,
+            compile=args.compile == "yes",
+        ),
+    )
     elapsed = time.perf_counter() - start
     record = {
         "precision": args.precision,
@@ -193,17 +211,30 @@ def run_one(args: argparse.Namespace) -> None:
 
 def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
     noise = np.sum((reference.astype(np.float64) - estimate) ** 2)
-    return float("inf") if noise == 0 else float(10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / noise))
+    return (
+        float("inf")
+        if noise == 0
+        else float(10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / noise))
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, nargs="+", default=[30.0], help="audio lengths")
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"])
-    parser.add_argument("--chunk-seconds", type=float, nargs="+", default=[None], help="default: the library's")
+    parser.add_argument(
+        "--chunk-seconds", type=float, nargs="+", default=[None], help="default: the library's"
+    )
     parser.add_argument("--batch-size", type=int, nargs="+", default=[None], help="default: the library's")
-    parser.add_argument("--compile", nargs="+", default=["no"], choices=["no", "yes"],
-                        help="eager (no) and/or torch.compile (yes); its first run includes the compile")
+    parser.add_argument(
+        "--compile",
+        nargs="+",
+        default=["no"],
+        choices=["no", "yes"],
+        help="eager (no) and/or torch.compile (yes); its first run includes the compile",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration (median reported)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
@@ -232,8 +263,11 @@ def main() -> None:
     for precision in args.precision:  # measured once, before the runs, on a quiet machine
         rate = product_rate(precision, args.device)
         floor[precision] = (rate, product_flop_per_second(ApolloConfig()) / 1e9 / rate)
-        print(f"matrix products, {precision}: {rate:5.0f} GFLOP/s here, so RTF >= {floor[precision][1]:4.2f} "
-              "from products alone", flush=True)
+        print(
+            f"matrix products, {precision}: {rate:5.0f} GFLOP/s here, so RTF >= {floor[precision][1]:4.2f} "
+            "from products alone",
+            flush=True,
+        )
     with tempfile.TemporaryDirectory(prefix="apollo-bench-") as workdir:
         reference: dict[float, np.ndarray] = {}
         for seconds, chunk, batch, precision, comp in itertools.product(
@@ -244,9 +278,25 @@ def main() -> None:
                 sf.write(source, make_music(seconds).T, 44100, subtype="FLOAT")
             runs = []
             for _ in range(args.repeat):
-                cmd = [sys.executable, __file__, "--one", "--workdir", workdir, "--device", args.device,
-                       "--seconds", str(seconds), "--precision", precision, "--chunk-seconds", str(chunk),
-                       "--threads", str(args.threads), "--compile", comp]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    "--workdir",
+                    workdir,
+                    "--device",
+                    args.device,
+                    "--seconds",
+                    str(seconds),
+                    "--precision",
+                    precision,
+                    "--chunk-seconds",
+                    str(chunk),
+                    "--threads",
+                    str(args.threads),
+                    "--compile",
+                    comp,
+                ]
                 cmd += ["--batch-size", str(batch)] if batch else []
                 proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if proc.returncode != 0:
@@ -258,15 +308,23 @@ def main() -> None:
             if precision == "fp32" and comp == "no":
                 reference.setdefault(seconds, restored)
             row = {
-                "seconds": seconds, "precision": precision, "chunk_seconds": chunk, "batch_size": batch,
-                "compile": comp, "device": runs[0]["device"], "runs": len(runs),
+                "seconds": seconds,
+                "precision": precision,
+                "chunk_seconds": chunk,
+                "batch_size": batch,
+                "compile": comp,
+                "device": runs[0]["device"],
+                "runs": len(runs),
                 "rtf": statistics.median(r["rtf"] for r in runs),
                 "audio_s_per_s": statistics.median(1 / r["rtf"] for r in runs),
                 "first_chunk_s": statistics.median(r["first_chunk_s"] for r in runs),
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
                 "peak_cuda_mb": runs[0]["peak_cuda_mb"],
-                "snr_vs_fp32_db": (snr_db(reference[seconds], restored)
-                                   if (precision != "fp32" or comp == "yes") and seconds in reference else None),
+                "snr_vs_fp32_db": (
+                    snr_db(reference[seconds], restored)
+                    if (precision != "fp32" or comp == "yes") and seconds in reference
+                    else None
+                ),
                 "product_gflops": floor[precision][0],
                 "product_floor_rtf": floor[precision][1],
             }
@@ -277,14 +335,22 @@ def main() -> None:
                 f"({row['audio_s_per_s']:5.2f} audio s/s)  "
                 f"first chunk {row['first_chunk_s']:5.2f} s  peak RSS {row['peak_rss_mb']:6.0f} MB"
                 + (f"  CUDA peak {row['peak_cuda_mb']:6.0f} MB" if row["peak_cuda_mb"] else "")
-                + (f"  SNR vs fp32 {row['snr_vs_fp32_db']:5.1f} dB" if row["snr_vs_fp32_db"] is not None else ""),
+                + (
+                    f"  SNR vs fp32 {row['snr_vs_fp32_db']:5.1f} dB"
+                    if row["snr_vs_fp32_db"] is not None
+                    else ""
+                ),
                 flush=True,
             )
     if args.json:
         import torch
 
-        meta = {"torch": torch.__version__, "threads": args.threads or torch.get_num_threads(),
-                "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpus": os.cpu_count()}
+        meta = {
+            "torch": torch.__version__,
+            "threads": args.threads or torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpus": os.cpu_count(),
+        }
         args.json.write_text(json.dumps({"machine": meta, "results": rows}, indent=2))
 
 

@@ -45,7 +45,11 @@ def restore_seconds(source: Path, model: Path, env: dict[str, str], precision: s
     target.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "apollo_cli", "restore", str(source), "-o", str(target),
            "--model", str(model), "--device", "cpu", "--precision", precision, "--quiet"]  # fmt: skip
-    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")
+    }
     began = time.perf_counter()
     subprocess.run(cmd, env={**clean, **env}, check=True)
     return time.perf_counter() - began
@@ -57,7 +61,9 @@ def busy(count: int) -> list[subprocess.Popen[bytes]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=6.0, help="audio length")
     parser.add_argument("--busy", type=int, nargs="+", default=[2], help="busy processes beside the restore")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
@@ -77,7 +83,9 @@ def main() -> None:
         torch.save(make_model().state_dict(), model)
         source = folder / "music.wav"
         sf.write(source, make_music(args.seconds).T, 44100)
-        print(f"{args.seconds:g} s stereo, full-size model, {args.precision}, {cores} cores; median of {args.repeat}")
+        print(
+            f"{args.seconds:g} s stereo, full-size model, {args.precision}, {cores} cores; median of {args.repeat}"
+        )
         print(f"{'setting':>8} {'busy':>5} {'wall':>8} {'vs quiet':>9} {'vs fair share':>14}")
         quiet: dict[str, float] = {}
         for count in [0, *args.busy]:
@@ -85,7 +93,10 @@ def main() -> None:
                 hogs = busy(count)
                 try:
                     time.sleep(0.5)  # let the busy processes reach full speed
-                    runs = [restore_seconds(source, model, SETTINGS[setting], args.precision) for _ in range(args.repeat)]
+                    runs = [
+                        restore_seconds(source, model, SETTINGS[setting], args.precision)
+                        for _ in range(args.repeat)
+                    ]
                 finally:
                     for hog in hogs:
                         hog.kill()
@@ -97,7 +108,10 @@ def main() -> None:
                     continue
                 slowdown = wall / min(quiet.values())
                 fair = max(1.0, (count + 1) / cores)
-                print(f"{setting:>8} {count:5d} {wall:7.1f}s {slowdown:8.2f}× {slowdown / fair:13.2f}×", flush=True)
+                print(
+                    f"{setting:>8} {count:5d} {wall:7.1f}s {slowdown:8.2f}× {slowdown / fair:13.2f}×",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

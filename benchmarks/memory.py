@@ -79,12 +79,18 @@ def measure(apollo: list[str], source: Path, model: Path, extra: list[str]) -> t
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--minutes", type=float, nargs="+", default=[10.0, 30.0, 180.0])
     parser.add_argument("--model", choices=["tiny", "full"], default="tiny")
     parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--apollo", default=None, help="the apollo executable to measure (default: this tree's)")
-    parser.add_argument("--workdir", type=Path, default=None, help="where the long files go (default: a temp dir)")
+    parser.add_argument(
+        "--apollo", default=None, help="the apollo executable to measure (default: this tree's)"
+    )
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="where the long files go (default: a temp dir)"
+    )
     args = parser.parse_args()
 
     apollo = [args.apollo] if args.apollo else [sys.executable, "-m", "apollo_cli"]
@@ -96,10 +102,14 @@ def main() -> None:
         for minutes in args.minutes:
             source = folder / f"music_{minutes:g}min.flac"
             write_music(source, minutes)
-            peak, wall, code = measure(apollo, source, model, ["--precision", args.precision, "--device", "cpu"])
+            peak, wall, code = measure(
+                apollo, source, model, ["--precision", args.precision, "--device", "cpu"]
+            )
             source.unlink()
             flag = "" if code == 0 else f"  (exit status {code})"
-            print(f"{minutes:9g} min {peak:7.0f} MB {wall:8.1f}s {minutes * 60 / wall:11.2f}×{flag}", flush=True)
+            print(
+                f"{minutes:9g} min {peak:7.0f} MB {wall:8.1f}s {minutes * 60 / wall:11.2f}×{flag}", flush=True
+            )
 
 
 if __name__ == "__main__":

@@ -21,9 +21,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 TINY_MODEL = FIXTURES / "tiny_official_format.bin"
 
 
-def make_music(
-    seconds: float, sample_rate: int = 44100, channels: int = 2, seed: int = 0
-) -> np.ndarray:
+def make_music(seconds: float, sample_rate: int = 44100, channels: int = 2, seed: int = 0) -> np.ndarray:
     """A synthetic stand-in for music: a few harmonic tones plus a little noise.
 
     Returns float32 shaped (channels, frames), peaking at about -12 dBFS. Each channel

@@ -353,8 +353,10 @@ class FakeHub:
             repo = self._repos.setdefault(repo_id, _Repo())
             rev = repo.revisions.get(revision)
             if rev is None:
-                commit = revision.lower() if _SHA1_RE.match(revision.lower()) else (
-                    hashlib.sha1(f"{repo_id}@{revision}".encode()).hexdigest()
+                commit = (
+                    revision.lower()
+                    if _SHA1_RE.match(revision.lower())
+                    else (hashlib.sha1(f"{repo_id}@{revision}".encode()).hexdigest())
                 )
                 rev = repo.revisions[revision] = _Revision(commit=commit)
             rev.files[filename] = f
@@ -380,7 +382,9 @@ class FakeHub:
         (client: ``httpx2.RemoteProtocolError``).
         """
         with self._lock:
-            self._failures.setdefault((repo_id, filename.strip("/")), []).extend([(after_bytes, reset)] * times)
+            self._failures.setdefault((repo_id, filename.strip("/")), []).extend(
+                [(after_bytes, reset)] * times
+            )
 
     def clear_failures(self) -> None:
         """Drop all pending fail_next_transfer() injections."""
@@ -489,9 +493,7 @@ class FakeHub:
         except (BrokenPipeError, ConnectionResetError):
             h.close_connection = True
 
-    def _find(
-        self, h: _Handler, method: str, repo_id: str, rev: str
-    ) -> tuple[_Repo, _Revision] | None:
+    def _find(self, h: _Handler, method: str, repo_id: str, rev: str) -> tuple[_Repo, _Revision] | None:
         with self._lock:
             repo = self._repos.get(repo_id)
             if repo is None or not repo.revisions:
@@ -525,9 +527,7 @@ class FakeHub:
         if f is None:
             return h.send_error_json(method, 404, "EntryNotFound", "Entry not found", common)
         if f.lfs:
-            location = (
-                f"{self.cdn_url}/cdn/{f.sha256}?repo={quote(repo_id, safe='')}&file={quote(filename, safe='')}"
-            )
+            location = f"{self.cdn_url}/cdn/{f.sha256}?repo={quote(repo_id, safe='')}&file={quote(filename, safe='')}"
             body = f"Found. Redirecting to {location}".encode()
             headers = {
                 **common,
@@ -563,7 +563,12 @@ class FakeHub:
         self._send_bytes(h, method, data, headers, failure_key=key)
 
     def _send_bytes(
-        self, h: _Handler, method: str, data: bytes, headers: dict[str, str], failure_key: tuple[str, str] | None
+        self,
+        h: _Handler,
+        method: str,
+        data: bytes,
+        headers: dict[str, str],
+        failure_key: tuple[str, str] | None,
     ) -> None:
         size = len(data)
         headers = {**headers, "Accept-Ranges": "bytes"}
@@ -580,7 +585,9 @@ class FakeHub:
                     start, end = max(size - int(end_s), 0), size - 1
                 if start >= size or start > end:
                     headers["Content-Range"] = f"bytes */{size}"
-                    return h.send(method, 416, {**headers, "Content-Type": "text/plain"}, b"Range Not Satisfiable")
+                    return h.send(
+                        method, 416, {**headers, "Content-Type": "text/plain"}, b"Range Not Satisfiable"
+                    )
                 status, body = 206, data[start : end + 1]
                 headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         truncate_at, reset = None, False
@@ -645,7 +652,9 @@ class FakeHub:
                 "siblings": siblings,
             }
         body = json.dumps(payload).encode()
-        h.send(method, 200, {"Content-Type": "application/json; charset=utf-8", "X-Repo-Commit": r.commit}, body)
+        h.send(
+            method, 200, {"Content-Type": "application/json; charset=utf-8", "X-Repo-Commit": r.commit}, body
+        )
 
 
 def _tree(files: list[tuple[str, HubFile]], prefix: str, recursive: bool) -> list[dict[str, Any]]:

@@ -47,7 +47,9 @@ def with_floor(x: np.ndarray, db: float = -90.0, seed: int = 1) -> np.ndarray:
 
 def encode_mp3(path: Path, samples: np.ndarray, kbps: int, rate: int = RATE) -> Path:
     """CBR MP3 by libsndfile's LAME; compression level 0 is 320 kbps, 1 would be 32."""
-    sf.write(path, samples.T, rate, format="MP3", compression_level=(320 - kbps) / 288, bitrate_mode="CONSTANT")
+    sf.write(
+        path, samples.T, rate, format="MP3", compression_level=(320 - kbps) / 288, bitrate_mode="CONSTANT"
+    )
     return path
 
 
@@ -145,7 +147,12 @@ def test_codec_of_other_containers(tmp_path: Path) -> None:
     wav = tmp_path / "a.wav"
     sf.write(wav, noise(0.5).T, RATE, subtype="FLOAT")
     info = analysis.probe_codec(wav)
-    assert (info.container, info.codec, info.lossless, info.sample_format) == ("WAV", "PCM", True, "32-bit float")
+    assert (info.container, info.codec, info.lossless, info.sample_format) == (
+        "WAV",
+        "PCM",
+        True,
+        "32-bit float",
+    )
     ogg = tmp_path / "a.ogg"
     sf.write(ogg, noise(0.5).T, RATE, format="OGG", subtype="VORBIS")
     assert analysis.probe_codec(ogg).codec == "Vorbis" and analysis.probe_codec(ogg).lossless is False
@@ -154,7 +161,9 @@ def test_codec_of_other_containers(tmp_path: Path) -> None:
     assert analysis.probe_codec(junk) == CodecInfo(None, None, None)
     if shutil.which("ffmpeg"):
         m4a = tmp_path / "a.m4a"
-        subprocess.run(["ffmpeg", "-v", "error", "-i", str(wav), "-c:a", "aac", "-b:a", "96k", str(m4a)], check=True)
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", str(wav), "-c:a", "aac", "-b:a", "96k", str(m4a)], check=True
+        )
         info = analysis.probe_codec(m4a)
         assert (info.container, info.codec, info.lossless) == ("MP4", "AAC", False)
         assert info.bitrate_kbps is not None and 60 < info.bitrate_kbps < 130
@@ -264,7 +273,12 @@ def test_measure_aligns_rates_lengths_and_channels() -> None:
     mono = DecodedAudio(music.mean(axis=0, keepdims=True), RATE)
     same = analysis.measure(reference, mono)
     assert same.si_snr == same.sdr == math.inf and same.lsd == 0.0
-    assert same.to_dict() == {"si_snr_db": None, "sdr_db": None, "lsd_db": 0.0, "seconds": 1.0}  # JSON has no inf
+    assert same.to_dict() == {
+        "si_snr_db": None,
+        "sdr_db": None,
+        "lsd_db": 0.0,
+        "seconds": 1.0,
+    }  # JSON has no inf
 
 
 # --------------------------------------------------------------------------- spectrogram
@@ -335,7 +349,9 @@ def steep_top(seconds: float = 3.0, peak_db: float = -1.0, cut: float = 19900.0)
     n = round(seconds * RATE)
     spectrum = np.fft.rfft(rng.standard_normal((2, n)), axis=-1)
     f = np.fft.rfftfreq(n, 1 / RATE)
-    gain_db = np.where(f < 1000, 0, -4.5 * np.log2(np.maximum(f, 1) / 1000)) - np.where(f > 15000, 5 * (f - 15000) / 1000, 0)
+    gain_db = np.where(f < 1000, 0, -4.5 * np.log2(np.maximum(f, 1) / 1000)) - np.where(
+        f > 15000, 5 * (f - 15000) / 1000, 0
+    )
     spectrum *= 10 ** (gain_db / 20)
     spectrum[:, f > cut] = 0
     x = np.fft.irfft(spectrum, n=n, axis=-1)
@@ -353,7 +369,9 @@ def test_a_quiet_128_kbps_mp3_shows_its_cliff(tmp_path: Path) -> None:
     if shutil.which("ffmpeg"):
         wav, other = tmp_path / "quiet.wav", tmp_path / "quiet_ffmpeg.mp3"
         sf.write(wav, quiet.T, RATE, subtype="FLOAT")
-        subprocess.run(["ffmpeg", "-v", "error", "-i", wav, "-c:a", "libmp3lame", "-b:a", "128k", other], check=True)
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", wav, "-c:a", "libmp3lame", "-b:a", "128k", other], check=True
+        )
         bw = analysis.inspect_file(other).bandwidth
         assert abs(bw.hz - 17000) <= 500 and bw.sharp, bw
 
@@ -367,7 +385,9 @@ def test_a_320_kbps_file_reaching_19_9_khz_is_full_band(tmp_path: Path, peak_db:
         pytest.skip("ffmpeg is needed for LAME at 320 kbps with its 20 kHz lowpass")
     wav, mp3 = tmp_path / "steep.wav", tmp_path / "steep.mp3"
     sf.write(wav, source.T, RATE, subtype="FLOAT")
-    subprocess.run(["ffmpeg", "-v", "error", "-i", wav, "-c:a", "libmp3lame", "-b:a", "320k", mp3], check=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", wav, "-c:a", "libmp3lame", "-b:a", "320k", mp3], check=True
+    )
     report = analysis.inspect_file(mp3)
     assert report.bandwidth.hz >= 19500, report.bandwidth
     assert report.verdict.helps is False and report.verdict.message.startswith("already full band (19.9 kHz")
@@ -404,7 +424,9 @@ def full_band_music(seconds: float = 3.0, peak_db: float = -1.0) -> np.ndarray:
 @pytest.mark.parametrize("kbps, helps", [(32, True), (64, True), (128, False)])
 def test_opus_verdicts(tmp_path: Path, kbps: int, helps: bool, peak_db: float) -> None:
     """Opus keeps 20 kHz at every bitrate; below about 80 kbps it rebuilds the top octave."""
-    opus = _encode(tmp_path, f"{kbps}.opus", full_band_music(peak_db=peak_db), "-c:a", "libopus", "-b:a", f"{kbps}k")
+    opus = _encode(
+        tmp_path, f"{kbps}.opus", full_band_music(peak_db=peak_db), "-c:a", "libopus", "-b:a", f"{kbps}k"
+    )
     report = analysis.inspect_file(opus)
     assert report.codec.codec == "Opus"
     assert abs(report.bandwidth.hz - 20000) <= 500, report.bandwidth
@@ -419,7 +441,9 @@ def test_opus_verdicts(tmp_path: Path, kbps: int, helps: bool, peak_db: float) -
 @pytest.mark.parametrize("peak_db", [-1.0, -30.0])
 @pytest.mark.parametrize("kbps, cutoff", [(48, 7640), (64, 12460), (128, 17280)])
 def test_aac_verdicts(tmp_path: Path, kbps: int, cutoff: int, peak_db: float) -> None:
-    m4a = _encode(tmp_path, f"{kbps}.m4a", full_band_music(peak_db=peak_db), "-c:a", "aac", "-b:a", f"{kbps}k")
+    m4a = _encode(
+        tmp_path, f"{kbps}.m4a", full_band_music(peak_db=peak_db), "-c:a", "aac", "-b:a", f"{kbps}k"
+    )
     report = analysis.inspect_file(m4a)
     assert report.codec.codec == "AAC"
     assert abs(report.bandwidth.hz - cutoff) <= 500 and report.bandwidth.sharp, report.bandwidth

@@ -102,9 +102,7 @@ def test_lossless_formats_decode_exactly(
 
 
 @pytest.mark.parametrize("suffix", [".ogg", ".mp3"])
-def test_lossy_formats_keep_length_and_alignment(
-    tmp_path: Path, music: np.ndarray, suffix: str
-) -> None:
+def test_lossy_formats_keep_length_and_alignment(tmp_path: Path, music: np.ndarray, suffix: str) -> None:
     # libsndfile trims the MP3 encoder delay and padding (LAME gapless info), so the
     # decoded file must line up sample for sample with the source.
     decoded = load_audio(_write(tmp_path / f"m{suffix}", music))
@@ -178,9 +176,7 @@ def test_mp3_without_length_header_is_decoded_in_full(
         load_audio(mp3)
 
 
-def test_missing_ffmpeg_raises_missing_dependency(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_ffmpeg_raises_missing_dependency(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     m4a = tmp_path / "song.m4a"
     m4a.write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(4000))
     _no_ffmpeg(monkeypatch)
@@ -225,9 +221,7 @@ def test_text_file_is_not_audio(
             load_audio(fake)
 
 
-def test_truncated_mp3(
-    tmp_path: Path, music: np.ndarray, capfd: pytest.CaptureFixture[str]
-) -> None:
+def test_truncated_mp3(tmp_path: Path, music: np.ndarray, capfd: pytest.CaptureFixture[str]) -> None:
     # A cut MP3 still announces its full length (Xing header) and libsndfile decodes
     # what is there without any error; the short read is what gives it away.
     full = _write(tmp_path / "full.mp3", music).read_bytes()
@@ -321,9 +315,7 @@ def test_output_format_and_default_depths(tmp_path: Path) -> None:
     assert default_bit_depth("WAV") == 32
 
 
-@pytest.mark.parametrize(
-    ("name", "bits"), [("o.wav", 16), ("o.wav", 24), ("o.flac", 16), ("o.flac", 24)]
-)
+@pytest.mark.parametrize(("name", "bits"), [("o.wav", 16), ("o.wav", 24), ("o.flac", 16), ("o.flac", 24)])
 def test_integer_round_trip(tmp_path: Path, music: np.ndarray, name: str, bits: int) -> None:
     result = write_audio(tmp_path / name, music, 44100, bit_depth=bits)
     fmt = output_format(name)
@@ -376,9 +368,7 @@ def test_write_leaves_callers_array_alone(tmp_path: Path) -> None:
     ("name", "bits", "match"),
     [("o.flac", 32, "FLAC supports bit depth 16 or 24, not 32"), ("o.wav", 8, "16, 24 or 32")],
 )
-def test_unsupported_bit_depth(
-    tmp_path: Path, music: np.ndarray, name: str, bits: int, match: str
-) -> None:
+def test_unsupported_bit_depth(tmp_path: Path, music: np.ndarray, name: str, bits: int, match: str) -> None:
     with _raises_one_line(OutputError, match):
         write_audio(tmp_path / name, music, 44100, bit_depth=bits)
     assert list(tmp_path.iterdir()) == []
@@ -391,7 +381,9 @@ def test_one_bit_depth_rule_for_files_and_batches(tmp_path: Path) -> None:
     assert batch.OUTPUT_FORMATS == {"flac": ".flac", "wav": ".wav"}
     for suffix, fmt in audio.OUTPUT_FORMATS.items():
         target = tmp_path / f"o{suffix}"
-        assert batch.check_bit_depth(fmt.lower(), None) == audio.check_output(target) == default_bit_depth(fmt)
+        assert (
+            batch.check_bit_depth(fmt.lower(), None) == audio.check_output(target) == default_bit_depth(fmt)
+        )
         for bits in (8, 16, 24, 32):
             try:
                 allowed = audio.check_output(target, bit_depth=bits)
@@ -516,7 +508,9 @@ def test_temp_files_are_found_by_their_output(tmp_path: Path) -> None:
     [(None, None), (ValueError("bad figure"), ValueError), (KeyboardInterrupt(), KeyboardInterrupt),
      (OSError(28, "No space left on device"), OutputError)],
 )  # fmt: skip
-def test_atomic_output(tmp_path: Path, error: BaseException | None, expected: type[BaseException] | None) -> None:
+def test_atomic_output(
+    tmp_path: Path, error: BaseException | None, expected: type[BaseException] | None
+) -> None:
     """A file written through atomic_output appears whole when the block ends, or not at all."""
     target = tmp_path / "picture.png"
     target.write_bytes(b"old")

@@ -28,7 +28,12 @@ from apollo_cli.options import RestoreOptions
 from helpers import TINY_MODEL, held, held_elsewhere, make_music, run_cli
 
 FFMPEG = shutil.which("ffmpeg")
-GOOD = ["Artist A/Album 1/01 one.mp3", "Artist A/Album 1/02 two.flac", "Artist B/three.wav", "Artist B/four.m4a"]
+GOOD = [
+    "Artist A/Album 1/01 one.mp3",
+    "Artist A/Album 1/02 two.flac",
+    "Artist B/three.wav",
+    "Artist B/four.m4a",
+]
 BAD = ["Artist B/truncated.mp3", "notes.mp3"]
 
 
@@ -115,7 +120,10 @@ def test_plan_finds_audio_and_mirrors_paths(library: Path) -> None:
     "patterns, expected",
     [
         (["*.WAV"], ["Artist B/three.wav"]),
-        (["*.m4a", "0?*"], ["Artist A/Album 1/01 one.mp3", "Artist A/Album 1/02 two.flac", "Artist B/four.m4a"]),
+        (
+            ["*.m4a", "0?*"],
+            ["Artist A/Album 1/01 one.mp3", "Artist A/Album 1/02 two.flac", "Artist B/four.m4a"],
+        ),
         (["artist b/*"], ["Artist B/four.m4a", "Artist B/three.wav", "Artist B/truncated.mp3"]),
         (["**/album 1/*.mp3"], ["Artist A/Album 1/01 one.mp3"]),
         (["*.jpg"], []),  # --include narrows the audio files; it never adds others
@@ -146,7 +154,12 @@ def test_batch_end_to_end(library: Path, model: apollo_cli.Apollo) -> None:
     for name in GOOD:
         decoded = apollo_cli.audio.load_audio(library / name)
         info = sf.info(out / Path(name).with_suffix(".flac"))
-        assert (info.format, info.subtype, info.samplerate, info.channels) == ("FLAC", "PCM_24", 44100, decoded.channels)
+        assert (info.format, info.subtype, info.samplerate, info.channels) == (
+            "FLAC",
+            "PCM_24",
+            44100,
+            decoded.channels,
+        )
         assert info.frames == round(decoded.frames * 44100 / decoded.sample_rate)
     # The file holds what the library computes for the same input.
     decoded = apollo_cli.audio.load_audio(library / GOOD[2])
@@ -189,7 +202,9 @@ def test_dry_run_writes_nothing(library: Path) -> None:
 
 def test_wav_output_and_bit_depth(good_library: Path) -> None:
     out = good_library.parent / "wavs"
-    result = run(*tiny(good_library, "-o", out, "--format", "WAV", "--bit-depth", "16", "--include", "*.flac"))
+    result = run(
+        *tiny(good_library, "-o", out, "--format", "WAV", "--bit-depth", "16", "--include", "*.flac")
+    )
     assert result.exit_code == 0, result.output
     assert files_under(out) == ["Artist A/Album 1/02 two.wav"]
     info = sf.info(out / "Artist A/Album 1/02 two.wav")
@@ -282,14 +297,18 @@ def test_one_bad_file_never_stops_the_batch(good_library: Path, monkeypatch: pyt
     monkeypatch.setattr(apollo_cli.api, "restore", flaky)
     result = run(*tiny(good_library))
     assert result.exit_code == 1, result.output
-    assert files_under(good_library.parent / "lib-restored") == expected_outputs(sorted(set(GOOD) - {GOOD[2]}))
+    assert files_under(good_library.parent / "lib-restored") == expected_outputs(
+        sorted(set(GOOD) - {GOOD[2]})
+    )
     assert "internal error: RuntimeError: something unexpected (please report it)" in result.stderr
 
 
 # -------------------------------------------------------------------- interrupt and resume
 
 
-def test_interrupted_batch_resumes(good_library: Path, model: apollo_cli.Apollo, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_batch_resumes(
+    good_library: Path, model: apollo_cli.Apollo, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Ctrl-C after the first file: nothing half written; the re-run does only the rest."""
     out = good_library.parent / "lib-restored"
     plan = batch.plan_batch(good_library)
@@ -301,7 +320,9 @@ def test_interrupted_batch_resumes(good_library: Path, model: apollo_cli.Apollo,
             raise KeyboardInterrupt
 
     with pytest.raises(batch.BatchInterrupted) as stopped:
-        batch.run_batch(plan, model, events=ctrl_c_after_first_file, options=RestoreOptions(chunk_seconds=0.5))
+        batch.run_batch(
+            plan, model, events=ctrl_c_after_first_file, options=RestoreOptions(chunk_seconds=0.5)
+        )
     summary = stopped.value.summary
     assert summary.interrupted and not summary.ok
     done = [d.job.name for d in summary.done]
@@ -355,7 +376,9 @@ def _raise(exc: BaseException) -> None:
     raise exc
 
 
-def test_ctrl_c_while_writing_leaves_no_partial_file(good_library: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_while_writing_leaves_no_partial_file(
+    good_library: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = apollo_cli.audio.AudioWriter.commit
     calls: list[int] = []
 
@@ -373,13 +396,17 @@ def test_ctrl_c_while_writing_leaves_no_partial_file(good_library: Path, monkeyp
     assert len(outputs) == 1 and not any(".part" in name for name in outputs)
 
 
-def test_second_ctrl_c_drops_restored_files_not_yet_written(good_library: Path, model: apollo_cli.Apollo) -> None:
+def test_second_ctrl_c_drops_restored_files_not_yet_written(
+    good_library: Path, model: apollo_cli.Apollo
+) -> None:
     def impatient(event: batch.BatchEvent) -> None:
         if isinstance(event, (batch.FileDone, batch.Stopping)):
             raise KeyboardInterrupt
 
     with pytest.raises(batch.BatchInterrupted) as stopped:
-        batch.run_batch(batch.plan_batch(good_library), model, events=impatient, options=RestoreOptions(chunk_seconds=0.5))
+        batch.run_batch(
+            batch.plan_batch(good_library), model, events=impatient, options=RestoreOptions(chunk_seconds=0.5)
+        )
     out = good_library.parent / "lib-restored"
     assert files_under(out) == expected_outputs([d.job.name for d in stopped.value.summary.done])
 
@@ -410,7 +437,9 @@ def _interrupt_twice_with_real_signals(good_library: Path, model: apollo_cli.Apo
             sent.append("returned")  # not interrupted here, in the middle of whatever ran
 
     with pytest.raises(batch.BatchInterrupted) as stopped:
-        batch.run_batch(batch.plan_batch(good_library), model, events=ctrl_c, options=RestoreOptions(chunk_seconds=0.5))
+        batch.run_batch(
+            batch.plan_batch(good_library), model, events=ctrl_c, options=RestoreOptions(chunk_seconds=0.5)
+        )
     assert sent == ["FileDone", "returned", "Stopping", "returned"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     summary = stopped.value.summary
@@ -451,7 +480,10 @@ def test_shards_partition_exactly(tmp_path: Path) -> None:
             three = shares
     # Each plan holds exactly the files whose (fixed, see below) shard is its own.
     for k in (1, 2, 3):
-        assert all(batch.shard_of(job.relative, 3) == k for job in batch.plan_batch(root, shard=batch.Shard(k, 3)).jobs)
+        assert all(
+            batch.shard_of(job.relative, 3) == k
+            for job in batch.plan_batch(root, shard=batch.Shard(k, 3)).jobs
+        )
     # Files that would collide are in one shard, which sees (and reports) the collision.
     (root / "Artist 0" / "dup.mp3").write_bytes(b"")
     (root / "Artist 0" / "DUP.flac").write_bytes(b"")
@@ -490,7 +522,9 @@ def test_shard_cli(good_library: Path) -> None:
     for k in (1, 2, 3):
         result = run(*tiny(good_library, "--shard", f"{k}/3", "-o", good_library.parent / f"out{k}"))
         assert result.exit_code == 0, result.output
-        outputs.append(files_under(good_library.parent / f"out{k}") if (good_library.parent / f"out{k}").exists() else [])
+        outputs.append(
+            files_under(good_library.parent / f"out{k}") if (good_library.parent / f"out{k}").exists() else []
+        )
         assert f"shard {k}/3" in result.stderr
     assert sorted(name for share in outputs for name in share) == expected_outputs(GOOD)
 
@@ -542,7 +576,9 @@ def test_two_cpu_workers_match_one(
             workers.add(event.worker)
             threads_during.append(torch.get_num_threads())
 
-    summary = batch.run_batch(two, model, devices="cpu,cpu", events=note, options=RestoreOptions(chunk_seconds=0.5))
+    summary = batch.run_batch(
+        two, model, devices="cpu,cpu", events=note, options=RestoreOptions(chunk_seconds=0.5)
+    )
     assert summary.ok and len(summary.done) == len(GOOD)
     assert workers == {0, 1}  # both workers took files
     assert set(threads_during) == {max(1, threads // 2)} and torch.get_num_threads() == threads
@@ -578,7 +614,9 @@ def test_display_console_survives_fd2_silencing() -> None:
             console.print("display after")
         """
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     assert "display during decode" in proc.stderr and "display after" in proc.stderr
     assert "plain during decode" not in proc.stderr  # the hazard is real
@@ -647,8 +685,24 @@ def test_progress_output_is_not_lost_while_decoding(good_library: Path) -> None:
         """
     )
     env = {**os.environ, "TTY_COMPATIBLE": "1", "COLUMNS": "160"}
-    args = ["batch", str(good_library), "--model", str(TINY_MODEL), "--device", "cpu", "--chunk-seconds", "0.5"]
-    proc = subprocess.run([sys.executable, "-c", driver, *args], capture_output=True, text=True, env=env, timeout=300, check=False)
+    args = [
+        "batch",
+        str(good_library),
+        "--model",
+        str(TINY_MODEL),
+        "--device",
+        "cpu",
+        "--chunk-seconds",
+        "0.5",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", driver, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "waits that timed out: []" in proc.stdout, proc.stdout
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", proc.stderr)
@@ -657,7 +711,9 @@ def test_progress_output_is_not_lost_while_decoding(good_library: Path) -> None:
     assert "files" in text and "of audio" in text  # the overall bar was drawn
 
 
-@pytest.mark.skipif(FFMPEG is None or not hasattr(os, "killpg"), reason="needs ffmpeg and POSIX process groups")
+@pytest.mark.skipif(
+    FFMPEG is None or not hasattr(os, "killpg"), reason="needs ffmpeg and POSIX process groups"
+)
 def test_real_ctrl_c_then_resume(tmp_path: Path) -> None:
     """SIGINT to the whole process group, as a terminal sends it, while the batch is at work."""
     import signal
@@ -742,7 +798,9 @@ def test_originals_in_an_output_folder_inside_the_input_are_never_written(good_l
         assert result.exit_code == 1, result.output
         assert original.read_bytes() == before
         line = next(line for line in result.stderr.splitlines() if "three.wav" in line)
-        assert line.startswith("failed") and "not written by apollo-cli" in line and "never replaced" in line, line
+        assert (
+            line.startswith("failed") and "not written by apollo-cli" in line and "never replaced" in line
+        ), line
         assert "output exists" not in result.stderr
     # apollo's own outputs there (marked) are skipped, and redone with --overwrite.
     assert apollo_cli.tags.has_provenance(out / "Artist B" / "four.flac")
@@ -824,10 +882,14 @@ def test_two_concurrent_runs_share_the_work(tmp_path: Path) -> None:
         assert code == 0, stderr
         assert "failed" not in stderr and "Traceback" not in stderr, stderr
     # The second did not restore 0.wav a second time (only to find the output there when writing).
-    assert f"skipped 0.wav: being restored by another apollo run (pid {first.pid} on " in second.stderr, outputs
+    assert f"skipped 0.wav: being restored by another apollo run (pid {first.pid} on " in second.stderr, (
+        outputs
+    )
     restored = [line for stderr in outputs for line in stderr.splitlines() if line.startswith("restored")]
     assert sorted(line.split()[1] for line in restored) == [f"{i}.wav" for i in range(4)], outputs
-    assert files_under(tmp_path / "lib-restored") == [f"{i}.flac" for i in range(4)]  # no locks, no temporaries
+    assert files_under(tmp_path / "lib-restored") == [
+        f"{i}.flac" for i in range(4)
+    ]  # no locks, no temporaries
 
 
 def test_dry_run_marks_dangling_links_and_survives_newlines(good_library: Path) -> None:
@@ -850,6 +912,8 @@ def test_dry_run_marks_dangling_links_and_survives_newlines(good_library: Path) 
 def test_the_output_folder_is_checked_before_the_model(good_library: Path, fake_hub) -> None:  # type: ignore[no-untyped-def]
     """An unusable output folder fails at once: no Hub request for a model that is not cached."""
     (good_library.parent / "a file").write_text("x")
-    result = run(good_library, "-o", good_library.parent / "a file" / "out", "--model", "mp3", "--device", "cpu")
+    result = run(
+        good_library, "-o", good_library.parent / "a file" / "out", "--model", "mp3", "--device", "cpu"
+    )
     one_line_error(result, "is not a folder")
     assert fake_hub.requests == []

@@ -19,12 +19,16 @@ from helpers import run_cli as run
 
 
 def outputs_in(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.suffix in (".wav", ".flac", ".part") or ".part" in p.name)
+    return sorted(
+        p.name for p in folder.iterdir() if p.suffix in (".wav", ".flac", ".part") or ".part" in p.name
+    )
 
 
 def test_restore_mp3_to_wav(music_mp3: Path) -> None:
     out = music_mp3.with_name("out.wav")
-    result = run("restore", music_mp3, "-o", out, "--model", TINY_MODEL, "--device", "cpu", "--chunk-seconds", "0.5")
+    result = run(
+        "restore", music_mp3, "-o", out, "--model", TINY_MODEL, "--device", "cpu", "--chunk-seconds", "0.5"
+    )
     assert result.exit_code == 0, result.output
     assert f"wrote {out}" in result.stdout and "real time" in result.stdout
     info = sf.info(out)
@@ -48,7 +52,9 @@ def test_flac_at_other_rate_and_mono(tmp_path: Path) -> None:
     source = tmp_path / "in.wav"
     sf.write(source, make_music(1.5, 48000, channels=1)[0], 48000)
     out = tmp_path / "o.FLAC"
-    result = run("restore", source, "-o", out, "--model", TINY_MODEL, "--batch-size", "3", "--chunk-seconds", "0.3")
+    result = run(
+        "restore", source, "-o", out, "--model", TINY_MODEL, "--batch-size", "3", "--chunk-seconds", "0.3"
+    )
     assert result.exit_code == 0, result.output
     info = sf.info(out)
     assert (info.format, info.subtype, info.samplerate, info.channels) == ("FLAC", "PCM_24", 44100, 1)
@@ -76,8 +82,21 @@ def test_clipping_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_python_dash_m(music_mp3: Path) -> None:
     out = music_mp3.with_name("m.flac")
     proc = subprocess.run(
-        [sys.executable, "-m", "apollo_cli", "restore", str(music_mp3), "-o", str(out), "--model", str(TINY_MODEL)],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "apollo_cli",
+            "restore",
+            str(music_mp3),
+            "-o",
+            str(out),
+            "--model",
+            str(TINY_MODEL),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert out.exists()
@@ -142,7 +161,9 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "directory", "empty", "zero-length", "not audio", "truncated", "nan"])
+@pytest.mark.parametrize(
+    "case", ["missing", "directory", "empty", "zero-length", "not audio", "truncated", "nan"]
+)
 def test_bad_input_files(tmp_path: Path, case: str) -> None:
     path, match = _bad_inputs(tmp_path)[case]
     out_dir = tmp_path / "out"
@@ -239,11 +260,15 @@ def test_interrupted_run_leaves_nothing(music_mp3: Path, monkeypatch: pytest.Mon
 # --------------------------------------------------------------------- models from the Hub
 
 
-def test_known_model_downloads_once_then_works_offline(fake_hub, music_mp3: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_known_model_downloads_once_then_works_offline(
+    fake_hub, music_mp3: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     fake_hub.add_file("JusperLee/Apollo", "pytorch_model.bin", TINY_MODEL.read_bytes())
     result = run("restore", music_mp3, "-o", music_mp3.with_name("a.wav"))
     assert result.exit_code == 0, result.output
-    cached = list(Path(os.environ["HF_HUB_CACHE"]).glob("models--JusperLee--Apollo/snapshots/*/pytorch_model.bin"))
+    cached = list(
+        Path(os.environ["HF_HUB_CACHE"]).glob("models--JusperLee--Apollo/snapshots/*/pytorch_model.bin")
+    )
     assert len(cached) == 1 and cached[0].read_bytes() == TINY_MODEL.read_bytes()
 
     served = len(fake_hub.requests)
@@ -251,7 +276,9 @@ def test_known_model_downloads_once_then_works_offline(fake_hub, music_mp3: Path
     result = run("restore", music_mp3, "-o", music_mp3.with_name("b.wav"))
     assert result.exit_code == 0, result.output
     assert len(fake_hub.requests) == served  # the network was not touched
-    np.testing.assert_array_equal(sf.read(music_mp3.with_name("a.wav"))[0], sf.read(music_mp3.with_name("b.wav"))[0])
+    np.testing.assert_array_equal(
+        sf.read(music_mp3.with_name("a.wav"))[0], sf.read(music_mp3.with_name("b.wav"))[0]
+    )
 
 
 def test_offline_and_not_cached(fake_hub, music_mp3: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
@@ -282,7 +309,9 @@ def test_restore_removes_what_a_killed_run_left(music_mp3: Path) -> None:
     other.write_bytes(b"not ours")
     result = run("restore", music_mp3, "-o", out, "--model", TINY_MODEL)
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in music_mp3.parent.iterdir()) == sorted([music_mp3.name, "o.flac", other.name])
+    assert sorted(p.name for p in music_mp3.parent.iterdir()) == sorted(
+        [music_mp3.name, "o.flac", other.name]
+    )
     assert apollo_cli.tags.has_provenance(out)
 
 
@@ -306,7 +335,9 @@ def test_spectrogram_never_replaces_the_input_or_the_output(tmp_path: Path) -> N
     before = source.read_bytes()
     out = tmp_path / "out.wav"
     for picture in (source, link):
-        result = run("restore", source, "-o", out, "--model", TINY_MODEL, "--spectrogram", picture, "--overwrite")
+        result = run(
+            "restore", source, "-o", out, "--model", TINY_MODEL, "--spectrogram", picture, "--overwrite"
+        )
         assert_one_line_error(result, "is the input file")
     result = run("restore", source, "-o", out, "--model", TINY_MODEL, "--spectrogram", out, "--overwrite")
     assert_one_line_error(result, "is the output file")

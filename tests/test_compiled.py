@@ -73,7 +73,9 @@ def test_restore_with_compile_cli(tmp_path: Path) -> None:
     assert np.abs(fast - eager).max() <= 1e-5 * np.abs(eager).max()
 
 
-def test_missing_compiler_is_one_line_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_compiler_is_one_line_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     source = tmp_path / "song.wav"
     sf.write(source, make_music(0.5).T, 44100)
     monkeypatch.delenv("CXX", raising=False)
@@ -84,7 +86,9 @@ def test_missing_compiler_is_one_line_and_writes_nothing(tmp_path: Path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["song.wav"]
     # The library says the same.
     with pytest.raises(apollo_cli.MissingDependencyError, match="C\\+\\+ compiler"):
-        apollo_cli.restore(apollo_cli.load_model(TINY_MODEL), make_music(0.5), 44100, options=RestoreOptions(compile=True))
+        apollo_cli.restore(
+            apollo_cli.load_model(TINY_MODEL), make_music(0.5), 44100, options=RestoreOptions(compile=True)
+        )
 
 
 def test_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

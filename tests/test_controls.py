@@ -31,7 +31,9 @@ def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
 
 def noise(seconds: float, channels: int = 2, seed: int = 0) -> np.ndarray:
     """Full-band test audio: white noise at about -20 dBFS."""
-    return (0.1 * np.random.default_rng(seed).standard_normal((channels, round(seconds * RATE)))).astype(np.float32)
+    return (0.1 * np.random.default_rng(seed).standard_normal((channels, round(seconds * RATE)))).astype(
+        np.float32
+    )
 
 
 def through_identity(options: RestoreOptions, audio: np.ndarray, block: int = 10_000) -> np.ndarray:
@@ -39,7 +41,9 @@ def through_identity(options: RestoreOptions, audio: np.ndarray, block: int = 10
     stages = controls.Controls(options, audio.shape[0], RATE)
     out: list[torch.Tensor] = []
     sink = stages.outputs(out.append)
-    for piece in stages.inputs(torch.from_numpy(audio[:, i : i + block]) for i in range(0, audio.shape[1], block)):
+    for piece in stages.inputs(
+        torch.from_numpy(audio[:, i : i + block]) for i in range(0, audio.shape[1], block)
+    ):
         sink(piece)
     stages.finish()
     return torch.cat(out, dim=1).numpy()
@@ -77,7 +81,10 @@ def test_streamed_filter_equals_whole_signal_filter(block: int) -> None:
     x = noise(0.5, seed=1)
     taps = controls.cutoff_taps(8000.0, RATE)
     whole = filters.filter_signal(x, taps)
-    streamed = np.concatenate(list(filters.filter_blocks((x[:, i : i + block] for i in range(0, x.shape[1], block)), taps, 2)), axis=1)
+    streamed = np.concatenate(
+        list(filters.filter_blocks((x[:, i : i + block] for i in range(0, x.shape[1], block)), taps, 2)),
+        axis=1,
+    )
     assert streamed.shape == x.shape
     np.testing.assert_allclose(streamed, whole, atol=1e-6)
 
@@ -167,7 +174,10 @@ def test_auto_uses_the_bandwidth_inspect_reports(model: apollo_cli.Apollo, tmp_p
     measured = inspect_file(source).bandwidth.hz
     assert 15500 < measured < 16600
     result = apollo_cli.restore_file(
-        model, source, tmp_path / "out.flac", RestoreOptions(cutoff="auto", keep_lows="auto", chunk_seconds=2.0)
+        model,
+        source,
+        tmp_path / "out.flac",
+        RestoreOptions(cutoff="auto", keep_lows="auto", chunk_seconds=2.0),
     )
     assert result.notes == (
         f"--cutoff auto: low-passed at {measured / 1000:.1f} kHz, the measured bandwidth",
@@ -184,7 +194,9 @@ def test_auto_uses_the_bandwidth_inspect_reports(model: apollo_cli.Apollo, tmp_p
     np.testing.assert_array_equal(sf.read(result.output)[0], sf.read(given.output)[0])
 
 
-def test_auto_cutoff_on_a_full_band_file_says_it_did_nothing(model: apollo_cli.Apollo, tmp_path: Path) -> None:
+def test_auto_cutoff_on_a_full_band_file_says_it_did_nothing(
+    model: apollo_cli.Apollo, tmp_path: Path
+) -> None:
     source = tmp_path / "full.wav"
     sf.write(source, noise(3.0, seed=9).T, RATE, subtype="FLOAT")
     plain = apollo_cli.restore_file(model, source, tmp_path / "plain.wav")
@@ -197,14 +209,18 @@ def test_mid_side_on_mono_says_what_it_does(model: apollo_cli.Apollo, tmp_path: 
     source = tmp_path / "mono.wav"
     sf.write(source, noise(1.0, channels=1, seed=10).T, RATE, subtype="FLOAT")
     result = apollo_cli.restore_file(model, source, tmp_path / "out.wav", RestoreOptions(stereo="mid-side"))
-    assert result.notes == ("--stereo mid-side is for stereo files; this one is mono, restored channel by channel",)
+    assert result.notes == (
+        "--stereo mid-side is for stereo files; this one is mono, restored channel by channel",
+    )
 
 
 def test_streamed_bandwidth_spectrum_equals_the_whole_signals() -> None:
     x = noise(7.3, seed=11)
     whole = long_term_spectrum(x, RATE)[1]
     for block in (1000, 65536):
-        streamed = long_term_spectrum_blocks((x[:, i : i + block] for i in range(0, x.shape[1], block)), RATE, x.shape[1])[1]
+        streamed = long_term_spectrum_blocks(
+            (x[:, i : i + block] for i in range(0, x.shape[1], block)), RATE, x.shape[1]
+        )[1]
         np.testing.assert_array_equal(whole, streamed)
 
 
@@ -248,7 +264,9 @@ def test_auto_in_the_streaming_core_is_refused(model: apollo_cli.Apollo) -> None
 
 
 @pytest.mark.parametrize("fmt", ["flac", "wav"])
-def test_provenance_names_version_model_and_settings(model: apollo_cli.Apollo, tmp_path: Path, fmt: str) -> None:
+def test_provenance_names_version_model_and_settings(
+    model: apollo_cli.Apollo, tmp_path: Path, fmt: str
+) -> None:
     import hashlib
 
     from apollo_cli import tags
@@ -260,7 +278,9 @@ def test_provenance_names_version_model_and_settings(model: apollo_cli.Apollo, t
     digest = hashlib.sha256((FIXTURES / "tiny_official_format.bin").read_bytes()).hexdigest()[:12]
     cutoff = float(result.notes[0].split(" at ")[1].split(" kHz")[0]) * 1000
     assert value is not None
-    assert value.startswith(f"apollo-cli {apollo_cli.__version__}; model tiny_official_format.bin sha256:{digest}; ")
+    assert value.startswith(
+        f"apollo-cli {apollo_cli.__version__}; model tiny_official_format.bin sha256:{digest}; "
+    )
     settings = value.split("; ")[2].split()
     assert settings[0] == "precision=fp32" and settings[2:] == ["keep-lows=12000", "stereo=mid-side"]
     # auto is recorded as the frequency it chose, so the file can be redone the same way
@@ -325,7 +345,10 @@ def test_cli_bad_control_values_are_one_line_each(tmp_path: Path) -> None:
     out = tmp_path / "out.flac"
     cases = [
         (("--cutoff", "30000"), "--cutoff 30000 Hz is outside 1000-21550 Hz"),
-        (("--keep-lows", "-5"), "--keep-lows must be auto, off or a frequency such as 16000 or 16k, not '-5'"),
+        (
+            ("--keep-lows", "-5"),
+            "--keep-lows must be auto, off or a frequency such as 16000 or 16k, not '-5'",
+        ),
         (("--cutoff", "loud"), "--cutoff must be auto, off or a frequency"),
         (("--stereo", "surround"), "unknown stereo mode 'surround'; use lr or mid-side"),
     ]
@@ -333,7 +356,9 @@ def test_cli_bad_control_values_are_one_line_each(tmp_path: Path) -> None:
         # A model that does not exist: the options are refused before any model is looked for.
         result = run_cli("restore", source, "-o", out, "--model", tmp_path / "missing.ckpt", *args)
         assert_one_line_error(result, message)
-        batch_result = run_cli("batch", tmp_path, "-o", tmp_path / "lib", "--model", tmp_path / "missing.ckpt", *args)
+        batch_result = run_cli(
+            "batch", tmp_path, "-o", tmp_path / "lib", "--model", tmp_path / "missing.ckpt", *args
+        )
         assert_one_line_error(batch_result, message)
         assert not out.exists() and not (tmp_path / "lib").exists()
 
@@ -363,7 +388,12 @@ def test_cli_batch_skip_restored(tmp_path: Path) -> None:
     library = tmp_path / "library"
     library.mkdir()
     sf.write(library / "song.wav", noise(0.6, seed=14).T, RATE)
-    assert run_cli("restore", library / "song.wav", "-o", library / "song restored.flac", "--model", TINY_MODEL).exit_code == 0
+    assert (
+        run_cli(
+            "restore", library / "song.wav", "-o", library / "song restored.flac", "--model", TINY_MODEL
+        ).exit_code
+        == 0
+    )
     dry = run_cli("batch", library, "-o", tmp_path / "out", "--skip-restored", "--dry-run")
     assert "skip    song restored.flac · already a restoration (apollo-cli's tag)" in dry.stdout
     result = run_cli("batch", library, "-o", tmp_path / "out", "--model", TINY_MODEL, "--skip-restored")

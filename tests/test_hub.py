@@ -42,8 +42,6 @@ UNI = (FIXTURES / "tiny_lightning_format.ckpt").read_bytes()
 VOC = (FIXTURES / "tiny_bare.safetensors").read_bytes()
 
 
-
-
 def cache() -> Path:
     return Path(os.environ["HF_HUB_CACHE"])
 
@@ -55,8 +53,13 @@ def storage(repo_id: str) -> Path:
 def cached_files(repo_id: str) -> list[Path]:
     """Everything under the repo's blobs/ and snapshots/ (files and links), sorted."""
     root = storage(repo_id)
-    return sorted(p for sub in ("blobs", "snapshots") if (root / sub).exists() for p in (root / sub).rglob("*")
-                  if p.is_file() or p.is_symlink())
+    return sorted(
+        p
+        for sub in ("blobs", "snapshots")
+        if (root / sub).exists()
+        for p in (root / sub).rglob("*")
+        if p.is_file() or p.is_symlink()
+    )
 
 
 def gets(fake_hub) -> list[tuple[str, str, dict]]:  # type: ignore[no-untyped-def]
@@ -104,7 +107,8 @@ def test_registry_entries() -> None:
     assert known_model("uni") is UNIVERSAL and known_model("nope") is None
     assert (OFFICIAL.repo_id, OFFICIAL.filename) == ("JusperLee/Apollo", "pytorch_model.bin")
     assert (UNIVERSAL.repo_id, UNIVERSAL.filename) == (
-        "Sucial/MSST-WebUI", "All_Models/single_stem_models/apollo_model_uni.ckpt"
+        "Sucial/MSST-WebUI",
+        "All_Models/single_stem_models/apollo_model_uni.ckpt",
     )
     for model in KNOWN_MODELS.values():
         assert model.license and model.description
@@ -119,8 +123,14 @@ def test_registry_entries() -> None:
         ("owner/repo/model.ckpt@refs/pr/1", ("owner/repo", "model.ckpt", "refs/pr/1")),
         ("owner/repo@v2/model.ckpt", ("owner/repo", "model.ckpt", "v2")),
         ("hf://owner/repo/a/b.bin", ("owner/repo", "a/b.bin", None)),
-        ("https://huggingface.co/owner/repo/resolve/main/a/b.ckpt?download=true", ("owner/repo", "a/b.ckpt", "main")),
-        ("https://huggingface.co/owner/repo/blob/refs%2Fpr%2F3/b.ckpt", ("owner/repo", "b.ckpt", "refs/pr/3")),
+        (
+            "https://huggingface.co/owner/repo/resolve/main/a/b.ckpt?download=true",
+            ("owner/repo", "a/b.ckpt", "main"),
+        ),
+        (
+            "https://huggingface.co/owner/repo/blob/refs%2Fpr%2F3/b.ckpt",
+            ("owner/repo", "b.ckpt", "refs/pr/3"),
+        ),
         ("https://example.com/owner/repo/resolve/main/b.ckpt", None),
         ("owner/repo", None),
         ("./owner/repo/file.ckpt", None),
@@ -185,7 +195,9 @@ def test_first_download_is_verified_and_recorded(fake_hub) -> None:  # type: ign
     assert path.resolve() == storage(OFFICIAL.repo_id) / "blobs" / sha
     assert (storage(OFFICIAL.repo_id) / "refs" / "main").read_text() == commit
     assert not list(storage(OFFICIAL.repo_id).rglob("*.incomplete"))
-    record = json.loads((storage(OFFICIAL.repo_id) / ".apollo-cli" / "verified" / f"blobs%{sha}.json").read_text())
+    record = json.loads(
+        (storage(OFFICIAL.repo_id) / ".apollo-cli" / "verified" / f"blobs%{sha}.json").read_text()
+    )
     assert record["sha256"] == sha and record["size"] == len(MP3) and record["expected"] == ["sha256", sha]
     assert seen[-1] == (len(MP3), len(MP3))
     assert [p for _, p, _ in gets(fake_hub)] == [f"/cdn/{sha}?repo=JusperLee%2FApollo&file=pytorch_model.bin"]
@@ -200,7 +212,9 @@ def test_cache_hit_is_one_head_and_no_rehash(fake_hub, hash_calls) -> None:  # t
     again = api.resolve_checkpoint("mp3")
 
     assert again == first
-    assert [(m, p) for m, p, _ in fake_hub.requests] == [("HEAD", "/JusperLee/Apollo/resolve/main/pytorch_model.bin")]
+    assert [(m, p) for m, p, _ in fake_hub.requests] == [
+        ("HEAD", "/JusperLee/Apollo/resolve/main/pytorch_model.bin")
+    ]
     assert len(hash_calls) == 1  # the record (size, mtime, inode, sha256) vouched for it
 
 
@@ -286,7 +300,9 @@ def test_transfer_that_keeps_failing_leaves_nothing_then_rerun_works(fake_hub, n
     serve_registry(fake_hub)
     fake_hub.fail_next_transfer(OFFICIAL.repo_id, OFFICIAL.filename, after_bytes=100, times=100)
 
-    with pytest.raises(hub.DownloadError, match=r"download of JusperLee/Apollo/pytorch_model\.bin was interrupted"):
+    with pytest.raises(
+        hub.DownloadError, match=r"download of JusperLee/Apollo/pytorch_model\.bin was interrupted"
+    ):
         api.resolve_checkpoint("mp3")
     assert cached_files(OFFICIAL.repo_id) == []
     assert not list(storage(OFFICIAL.repo_id).rglob("*.incomplete"))
@@ -366,7 +382,9 @@ def test_damaged_cached_copy_offline_is_deleted_with_a_hint(fake_hub) -> None:  
         fh.write(b"rot")
     fake_hub.requests.clear()
 
-    with pytest.raises(hub.ChecksumError, match="run 'apollo download-model universal' where there is a network"):
+    with pytest.raises(
+        hub.ChecksumError, match="run 'apollo download-model universal' where there is a network"
+    ):
         api.resolve_checkpoint("universal", offline=True)
     assert not blob.exists() and cached_files(UNIVERSAL.repo_id) == []  # no dangling link in either snapshot
     assert fake_hub.requests == []
@@ -386,7 +404,9 @@ def test_offline_uses_the_cache_and_sends_nothing(fake_hub, monkeypatch, hash_ca
 
     assert api.resolve_checkpoint("mp3") == path
     assert api.resolve_checkpoint("mp3", offline=True) == path
-    with pytest.raises(hub.ModelNotCachedError, match="run 'apollo download-model universal' where there is a network"):
+    with pytest.raises(
+        hub.ModelNotCachedError, match="run 'apollo download-model universal' where there is a network"
+    ):
         api.resolve_checkpoint("universal")
     with pytest.raises(hub.ModelNotCachedError, match="apollo download-model mp3 --revision v9"):
         api.resolve_checkpoint("mp3", revision="v9")
@@ -401,7 +421,11 @@ def test_offline_uses_the_cache_and_sends_nothing(fake_hub, monkeypatch, hash_ca
     "model, error, match",
     [
         ("nobody/nothing/model.ckpt", hub.ModelNotFoundError, "Hub repository nobody/nothing does not exist"),
-        ("JusperLee/Apollo/missing.bin", hub.ModelNotFoundError, "file missing.bin does not exist in JusperLee/Apollo"),
+        (
+            "JusperLee/Apollo/missing.bin",
+            hub.ModelNotFoundError,
+            "file missing.bin does not exist in JusperLee/Apollo",
+        ),
         ("mp3@nope", hub.ModelNotFoundError, "revision 'nope' does not exist in JusperLee/Apollo"),
     ],
 )
@@ -464,16 +488,31 @@ class ConnectError(Exception):
 @pytest.mark.parametrize(
     "raised, error, match",
     [
-        (lambda x: x.ConnectError("[Errno 111] Connection refused"), hub.HubUnreachableError,
-         r"cannot reach the Hugging Face Hub at .* \(\[Errno 111\] Connection refused\)"),
+        (
+            lambda x: x.ConnectError("[Errno 111] Connection refused"),
+            hub.HubUnreachableError,
+            r"cannot reach the Hugging Face Hub at .* \(\[Errno 111\] Connection refused\)",
+        ),
         (lambda x: x.ConnectTimeout("timed out"), hub.HubUnreachableError, "did not answer within 5 s"),
         (lambda x: x.ReadError("reset"), hub.DownloadError, r"was interrupted \(reset\); nothing was kept"),
         (lambda x: x.ProxyError("407"), hub.HubUnreachableError, "the proxy refused the connection"),
         # a ConnectionError, but huggingface_hub's own: the table tries it first
-        (lambda x: OfflineModeIsEnabled("offline"), hub.ModelNotCachedError, "huggingface_hub is in offline mode"),
-        (lambda x: ConnectionRefusedError(111, "Connection refused"), hub.HubUnreachableError, "cannot reach"),
+        (
+            lambda x: OfflineModeIsEnabled("offline"),
+            hub.ModelNotCachedError,
+            "huggingface_hub is in offline mode",
+        ),
+        (
+            lambda x: ConnectionRefusedError(111, "Connection refused"),
+            hub.HubUnreachableError,
+            "cannot reach",
+        ),
         # recognised by type, not by name
-        (lambda x: ConnectError("lookalike"), ModelError, "fetching someone/m/x.ckpt failed: ConnectError: lookalike"),
+        (
+            lambda x: ConnectError("lookalike"),
+            ModelError,
+            "fetching someone/m/x.ckpt failed: ConnectError: lookalike",
+        ),
     ],
 )
 def test_hub_errors_are_mapped_by_type(monkeypatch, raised, error: type, match: str) -> None:  # type: ignore[no-untyped-def]
@@ -524,7 +563,10 @@ def test_download_model_all_and_revision(fake_hub) -> None:  # type: ignore[no-u
     result = run("download-model", "universal", "--revision", "v1")
     assert result.exit_code == 0, result.output
     path = Path(result.stdout.splitlines()[-1].strip())
-    assert path == storage(UNIVERSAL.repo_id) / "snapshots" / v1 / UNIVERSAL.filename and path.read_bytes() == VOC
+    assert (
+        path == storage(UNIVERSAL.repo_id) / "snapshots" / v1 / UNIVERSAL.filename
+        and path.read_bytes() == VOC
+    )
     assert "registry" not in result.stderr  # the registry describes main only
 
 
@@ -578,7 +620,11 @@ def test_models_table(fake_hub, monkeypatch) -> None:  # type: ignore[no-untyped
     serve_registry(fake_hub)
     result = run("models")
     assert result.exit_code == 0, result.output
-    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.split() and line.split()[0] in KNOWN_MODELS}
+    rows = {
+        line.split()[0]: line
+        for line in result.stdout.splitlines()
+        if line.split() and line.split()[0] in KNOWN_MODELS
+    }
     assert set(rows) == set(KNOWN_MODELS)
     assert "(default)" in rows["mp3"] and "66.5 MB" in rows["mp3"] and "CC BY-SA 4.0" in rows["mp3"]
     assert "146.9 MB" in rows["universal"] and " no " in rows["universal"]
@@ -621,7 +667,17 @@ def test_restore_with_a_downloaded_model_then_offline(fake_hub, music_mp3: Path)
 def test_restore_with_hub_reference_and_revision(fake_hub, music_mp3: Path) -> None:  # type: ignore[no-untyped-def]
     fake_hub.add_file("someone/apollo-ft", "ckpt/model.bin", MP3, revision="v3")
     out = music_mp3.with_name("o.flac")
-    result = run("restore", music_mp3, "-o", out, "--model", "someone/apollo-ft/ckpt/model.bin", "--revision", "v3", "-q")
+    result = run(
+        "restore",
+        music_mp3,
+        "-o",
+        out,
+        "--model",
+        "someone/apollo-ft/ckpt/model.bin",
+        "--revision",
+        "v3",
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     assert sf.info(out).frames > 0
 
@@ -632,11 +688,17 @@ def test_restore_errors_from_the_hub_are_one_line(fake_hub, music_mp3: Path, mon
     assert_one_line_error(run("restore", music_mp3, "-o", out), "does not match the Hub's record")
     assert not out.exists() and cached_files(OFFICIAL.repo_id) == []
     assert_one_line_error(run("restore", music_mp3, "-o", out, "--offline"), "apollo download-model mp3")
-    assert_one_line_error(run("restore", music_mp3, "-o", out, "--model", "mp3@v7"), "revision 'v7' does not exist")
     assert_one_line_error(
-        run("restore", music_mp3, "-o", out, "--model", "nobody/x/y.ckpt"), "Hub repository nobody/x does not exist"
+        run("restore", music_mp3, "-o", out, "--model", "mp3@v7"), "revision 'v7' does not exist"
     )
-    assert_one_line_error(run("restore", music_mp3, "-o", out, "--model", "gone.ckpt"), "checkpoint file gone.ckpt does not exist")
+    assert_one_line_error(
+        run("restore", music_mp3, "-o", out, "--model", "nobody/x/y.ckpt"),
+        "Hub repository nobody/x does not exist",
+    )
+    assert_one_line_error(
+        run("restore", music_mp3, "-o", out, "--model", "gone.ckpt"),
+        "checkpoint file gone.ckpt does not exist",
+    )
     assert not out.exists()
 
 

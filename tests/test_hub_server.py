@@ -335,7 +335,9 @@ def test_connection_refused(tmp_path, monkeypatch, no_sleep):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(LocalEntryNotFoundError) as exc:
-        hf_hub_download(REPO, "model.ckpt", endpoint=f"http://127.0.0.1:{port}", cache_dir=tmp_path, token=False)
+        hf_hub_download(
+            REPO, "model.ckpt", endpoint=f"http://127.0.0.1:{port}", cache_dir=tmp_path, token=False
+        )
     assert isinstance(exc.value.__cause__, httpx2.ConnectError)
 
 
@@ -349,8 +351,12 @@ def test_timeout(tmp_path, monkeypatch, no_sleep):
         port = s.getsockname()[1]
         with pytest.raises(LocalEntryNotFoundError) as exc:
             hf_hub_download(
-                REPO, "model.ckpt", endpoint=f"http://127.0.0.1:{port}", cache_dir=tmp_path,
-                etag_timeout=0.1, token=False,
+                REPO,
+                "model.ckpt",
+                endpoint=f"http://127.0.0.1:{port}",
+                cache_dir=tmp_path,
+                etag_timeout=0.1,
+                token=False,
             )
     assert isinstance(exc.value.__cause__, httpx2.TimeoutException)
 

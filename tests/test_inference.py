@@ -30,12 +30,16 @@ def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
 
 @pytest.mark.parametrize("samples", [442, 441 * 3 + 1, 22050, 44100 * 2 + 123, 44100 * 6])
 @pytest.mark.parametrize("chunk_seconds, batch_size", [(0.05, 1), (0.5, 3), (1.0, 1), (2.3, 2), (30.0, 4)])
-def test_chunked_equals_whole_file(model: apollo_cli.Apollo, samples: int, chunk_seconds: float, batch_size: int) -> None:
+def test_chunked_equals_whole_file(
+    model: apollo_cli.Apollo, samples: int, chunk_seconds: float, batch_size: int
+) -> None:
     rng = np.random.default_rng(samples)
     audio = (0.1 * rng.standard_normal((2, samples))).astype(np.float32)
     with torch.inference_mode():
         whole = model(torch.from_numpy(audio)[None])[0].numpy()
-    chunked = apollo_cli.restore(model, audio, 44100, options=RestoreOptions(chunk_seconds=chunk_seconds, batch_size=batch_size))
+    chunked = apollo_cli.restore(
+        model, audio, 44100, options=RestoreOptions(chunk_seconds=chunk_seconds, batch_size=batch_size)
+    )
     assert chunked.shape == whole.shape
     assert snr_db(whole, chunked) >= 100
 
@@ -44,7 +48,12 @@ def test_work_per_call_is_bounded_by_the_chunk(model: apollo_cli.Apollo) -> None
     seen: list[tuple[int, ...]] = []
     hook = model.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
     try:
-        apollo_cli.restore(model, np.zeros((2, 44100 * 20), np.float32), 44100, options=RestoreOptions(chunk_seconds=1.0, batch_size=2))
+        apollo_cli.restore(
+            model,
+            np.zeros((2, 44100 * 20), np.float32),
+            44100,
+            options=RestoreOptions(chunk_seconds=1.0, batch_size=2),
+        )
     finally:
         hook.remove()
     hop = model.config.hop
@@ -56,7 +65,13 @@ def test_work_per_call_is_bounded_by_the_chunk(model: apollo_cli.Apollo) -> None
 
 def test_progress_reports_every_sample_once(model: apollo_cli.Apollo) -> None:
     calls: list[tuple[int, int]] = []
-    apollo_cli.restore(model, np.zeros(44100 * 3, np.float32), 44100, progress=lambda done, total: calls.append((done, total)), options=RestoreOptions(chunk_seconds=0.5))
+    apollo_cli.restore(
+        model,
+        np.zeros(44100 * 3, np.float32),
+        44100,
+        progress=lambda done, total: calls.append((done, total)),
+        options=RestoreOptions(chunk_seconds=0.5),
+    )
     assert calls[-1] == (44100 * 3, 44100 * 3)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
 
@@ -150,7 +165,9 @@ def test_fallback_products_match_onednn(model: apollo_cli.Apollo, monkeypatch: p
 def test_bf16_stays_close_to_fp32(model: apollo_cli.Apollo) -> None:
     with np.load(FIXTURES / "tiny_parity_io.npz") as data:
         audio, reference = data["stereo_input"], data["stereo_output"]
-    reduced = apollo_cli.restore(model, audio, 44100, options=RestoreOptions(precision="bf16", chunk_seconds=0.5))
+    reduced = apollo_cli.restore(
+        model, audio, 44100, options=RestoreOptions(precision="bf16", chunk_seconds=0.5)
+    )
     assert reduced.dtype == np.float32
     assert 35 <= snr_db(reference, reduced) < 100  # reduced precision, within the target
 
@@ -198,7 +215,17 @@ def test_weights_changed_after_a_run_take_effect(precision: str) -> None:
     fresh = apollo_cli.load_model(FIXTURES / "tiny_official_format.bin", device="cpu")
     fresh.load_state_dict(model.state_dict())
     assert np.abs(changed - before).max() > 1e-3
-    np.testing.assert_allclose(changed, apollo_cli.restore(fresh, audio, 44100, options=RestoreOptions(precision=precision)), atol=1e-6)
+    np.testing.assert_allclose(
+        changed,
+        apollo_cli.restore(fresh, audio, 44100, options=RestoreOptions(precision=precision)),
+        atol=1e-6,
+    )
     # And loading the original weights back restores the original numbers.
-    model.load_state_dict(apollo_cli.load_model(FIXTURES / "tiny_official_format.bin", device="cpu").state_dict())
-    np.testing.assert_allclose(apollo_cli.restore(model, audio, 44100, options=RestoreOptions(precision=precision)), before, atol=1e-6)
+    model.load_state_dict(
+        apollo_cli.load_model(FIXTURES / "tiny_official_format.bin", device="cpu").state_dict()
+    )
+    np.testing.assert_allclose(
+        apollo_cli.restore(model, audio, 44100, options=RestoreOptions(precision=precision)),
+        before,
+        atol=1e-6,
+    )

@@ -149,7 +149,9 @@ def test_compare_bad_input(files: dict[str, Path], tmp_path: Path) -> None:
     assert_one_line_error(run("compare", files["mp3"], tmp_path / "gone.wav"), "does not exist")
     silent = tmp_path / "silent.wav"
     sf.write(silent, np.zeros((RATE, 2)), RATE)
-    assert_one_line_error(run("compare", files["mp3"], files["restored"], "-r", silent), "reference is silent")
+    assert_one_line_error(
+        run("compare", files["mp3"], files["restored"], "-r", silent), "reference is silent"
+    )
 
 
 # ---------------------------------------------------------------------------------- PNGs
@@ -209,7 +211,9 @@ def test_compare_png(files: dict[str, Path], tmp_path: Path) -> None:
     assert _png(png).shape[:2] == plot.figure_layout(2)[0][::-1] == (755, 1200)
 
 
-@pytest.mark.parametrize("name, match", [("out.jpg", "use a .png file name"), ("missing/out.png", "does not exist")])
+@pytest.mark.parametrize(
+    "name, match", [("out.jpg", "use a .png file name"), ("missing/out.png", "does not exist")]
+)
 def test_compare_png_bad_path(files: dict[str, Path], tmp_path: Path, name: str, match: str) -> None:
     assert_one_line_error(run("compare", files["mp3"], files["restored"], "--png", tmp_path / name), match)
 
@@ -242,7 +246,11 @@ def test_without_matplotlib_png_fails_before_any_work(
 def test_restore_spectrogram(files: dict[str, Path], tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     source = tmp_path / "in48k.wav"  # another rate: the "before" panel is resampled to 44.1 kHz
-    sf.write(source, apollo_cli.audio.resample(apollo_cli.audio.load_audio(files["mp3"]).samples, RATE, 48000).T, 48000)
+    sf.write(
+        source,
+        apollo_cli.audio.resample(apollo_cli.audio.load_audio(files["mp3"]).samples, RATE, 48000).T,
+        48000,
+    )
     out, png = tmp_path / "out.flac", tmp_path / "pic.png"
     result = run("restore", source, "-o", out, "--model", TINY_MODEL, "--spectrogram", png)
     assert result.exit_code == 0, result.output
@@ -271,7 +279,9 @@ def test_inspect_judges_quiet_files_and_low_bitrate_opus(tmp_path: Path) -> None
         noise = np.random.default_rng(5).standard_normal((2, 3 * RATE)).astype(np.float32) * 0.05
         wav, opus = tmp_path / "n.wav", tmp_path / "low.opus"
         sf.write(wav, noise.T, RATE)
-        subprocess.run(["ffmpeg", "-v", "error", "-i", wav, "-c:a", "libopus", "-b:a", "48k", opus], check=True)
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", wav, "-c:a", "libopus", "-b:a", "48k", opus], check=True
+        )
         args.append(opus)
     result = run("inspect", *args)
     assert result.exit_code == 0, result.output

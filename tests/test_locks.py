@@ -38,7 +38,9 @@ def test_a_claim_held_by_another_process(tmp_path: Path) -> None:
         assert locks.is_claimed_elsewhere(output)
         owner = locks.try_claim(output)
         assert owner == f"pid {holder.pid} on {socket.gethostname()}"
-        with pytest.raises(locks.ClaimedElsewhere, match=rf"being written by another apollo run \(pid {holder.pid} on "):
+        with pytest.raises(
+            locks.ClaimedElsewhere, match=rf"being written by another apollo run \(pid {holder.pid} on "
+        ):
             locks.claim(output)
         holder.stdin.close()  # type: ignore[union-attr]
         assert holder.wait(timeout=30) == 0
@@ -91,7 +93,9 @@ def test_a_missing_folder_is_one_line(tmp_path: Path) -> None:
         locks.claim(tmp_path / "nope" / "song.flac")
 
 
-def test_a_file_system_without_locks_is_worked_on_unguarded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_system_without_locks_is_worked_on_unguarded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import errno
 
     def no_locks(fd: int, operation: int) -> None:

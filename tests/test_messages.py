@@ -41,7 +41,9 @@ def test_chunk_seconds_that_are_fine_pass() -> None:
     assert _check_chunk_seconds(600.0) == 600.0
 
 
-@pytest.mark.parametrize("kind", ["existing folder", "existing folder/", "new folder/", "existing.wav folder"])
+@pytest.mark.parametrize(
+    "kind", ["existing folder", "existing folder/", "new folder/", "existing.wav folder"]
+)
 def test_output_that_is_a_folder(song: Path, kind: str) -> None:
     folder = song.parent / "out"
     if kind.startswith("existing"):
@@ -50,7 +52,9 @@ def test_output_that_is_a_folder(song: Path, kind: str) -> None:
     given = str(folder) + ("/" if kind.endswith("/") else "")
     before = set(song.parent.iterdir())
     result = run_cli("restore", song, "-o", given, "--model", TINY_MODEL)
-    line = assert_one_line_error(result, "names a folder, not a file" if kind == "new folder/" else "it is a directory, not a file")
+    line = assert_one_line_error(
+        result, "names a folder, not a file" if kind == "new folder/" else "it is a directory, not a file"
+    )
     assert f"cannot write {given}:" in line and str(folder / "song.flac") in line
     assert "extension" not in line
     assert set(song.parent.iterdir()) == before
@@ -80,7 +84,9 @@ def test_too_short_names_the_file(tmp_path: Path) -> None:
     assert not (tmp_path / "o.wav").exists()
 
 
-def test_quiet_restore_prints_nothing_but_errors(fake_hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_quiet_restore_prints_nothing_but_errors(
+    fake_hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     """-q with everything that prints otherwise: a download, clipping, a tag not carried, a spectrogram."""
     pytest.importorskip("matplotlib")
     from mutagen.flac import FLAC
@@ -97,7 +103,16 @@ def test_quiet_restore_prints_nothing_but_errors(fake_hub, tmp_path: Path, monke
     tags.save()
     # Pretend stderr is a terminal, so progress bars would be drawn if -q let them.
     monkeypatch.setattr(progress.Console, "is_terminal", property(lambda self: True))
-    args = ["restore", source, "-o", tmp_path / "o.flac", "--bit-depth", "16", "--spectrogram", tmp_path / "s.png"]
+    args = [
+        "restore",
+        source,
+        "-o",
+        tmp_path / "o.flac",
+        "--bit-depth",
+        "16",
+        "--spectrogram",
+        tmp_path / "s.png",
+    ]
     result = run_cli(*args, "-q")
     assert result.exit_code == 0, result.output
     assert result.stdout == "" and result.stderr == ""

@@ -36,14 +36,18 @@ def test_each_format_reproduces_reference(fmt: str, parity: dict[str, np.ndarray
         x = parity[f"{case}_input"]
         with torch.inference_mode():
             whole = model(torch.from_numpy(x)[None])[0].numpy()
-        chunked = apollo_cli.restore(model, x, 44100, options=RestoreOptions(chunk_seconds=0.25, batch_size=2))
+        chunked = apollo_cli.restore(
+            model, x, 44100, options=RestoreOptions(chunk_seconds=0.25, batch_size=2)
+        )
         ref = parity[f"{case}_output"]
         assert whole.shape == ref.shape
         assert np.abs(whole - ref).max() < 1e-4, (fmt, case)
         assert np.abs(chunked - ref).max() < 1e-4, (fmt, case)
 
 
-def test_eager_runs_the_slice_functions(monkeypatch: pytest.MonkeyPatch, parity: dict[str, np.ndarray]) -> None:
+def test_eager_runs_the_slice_functions(
+    monkeypatch: pytest.MonkeyPatch, parity: dict[str, np.ndarray]
+) -> None:
     """Eager inference runs ``band_slice`` and ``time_update``, the functions ``--compile`` compiles.
 
     On the CPU it hands them oneDNN's prepacked weights, so the one arithmetic keeps the fast path.
@@ -159,7 +163,9 @@ class TrainingConfig:
 def test_foreign_objects_are_skipped_unbuilt(tmp_path: Path, parity: dict[str, np.ndarray]) -> None:
     marker = tmp_path / "constructed.txt"
     path = tmp_path / "with_config.ckpt"
-    torch.save({"state_dict": _official_state(), "hyper_parameters": TrainingConfig(marker), "epoch": 3}, path)
+    torch.save(
+        {"state_dict": _official_state(), "hyper_parameters": TrainingConfig(marker), "epoch": 3}, path
+    )
     model = load_model(path, device="cpu")
     assert not marker.exists()
     y = apollo_cli.restore(model, parity["stereo_input"], 44100)

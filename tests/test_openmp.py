@@ -14,7 +14,12 @@ SHOW = "import os, apollo_cli; print(os.environ.get('OMP_WAIT_POLICY'))"
 def _run(code: str, **env: str) -> str:
     clean = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     proc = subprocess.run(
-        [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", code],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     return proc.stdout.strip()
 

@@ -42,7 +42,9 @@ def coded_music(path: Path, seconds: float = 6.0) -> Path:
         for k, fundamental in enumerate((110.0, 164.8, 220.0 * (1 + 0.01 * ch))):
             envelope = 0.5 + 0.5 * np.sin(2 * np.pi * (0.3 + 0.1 * k) * t + ch)
             for harmonic in range(1, 40):
-                music[ch] += envelope * np.sin(2 * np.pi * fundamental * harmonic * t + rng.uniform(0, 6.3)) / harmonic
+                music[ch] += (
+                    envelope * np.sin(2 * np.pi * fundamental * harmonic * t + rng.uniform(0, 6.3)) / harmonic
+                )
         music[ch] += 0.3 * rng.standard_normal(t.size)
     music *= 0.25 / np.abs(music).max()
     coded = filters.filter_signal(music, controls.cutoff_taps(16000.0, RATE))
@@ -60,7 +62,9 @@ def make_figures(folder: Path) -> dict[str, tuple[tuple[float, str], ...]]:
     source = coded_music(work / "song.wav")
     drawn = {}
     for name, options in FIGURES.items():
-        result = apollo_cli.restore_file(model, source, work / f"{Path(name).stem}.flac", options, overwrite=True)
+        result = apollo_cli.restore_file(
+            model, source, work / f"{Path(name).stem}.flac", options, overwrite=True
+        )
         marks = plot.control_marks(apollo_cli.tags.read_provenance(result.output))
         plot.save_restore_png(
             folder / name, audio.load_audio(source), "song.mp3 (decoded)", audio.load_audio(result.output),
@@ -78,10 +82,12 @@ def test_readme_figures_show_each_control(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     drawn = make_figures(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FIGURES)
-    (cutoff_hz, cutoff_label), = drawn["control-cutoff.png"]
+    ((cutoff_hz, cutoff_label),) = drawn["control-cutoff.png"]
     assert 15500 < cutoff_hz < 16600 and cutoff_label.startswith("cutoff ")
-    (crossover_hz, crossover_label), = drawn["control-keep-lows.png"]
-    assert crossover_hz == pytest.approx(cutoff_hz - 1500) and crossover_label.startswith("keep-lows crossover")
+    ((crossover_hz, crossover_label),) = drawn["control-keep-lows.png"]
+    assert crossover_hz == pytest.approx(cutoff_hz - 1500) and crossover_label.startswith(
+        "keep-lows crossover"
+    )
     assert drawn["control-mid-side.png"] == ()
     # The README links to these names.
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")

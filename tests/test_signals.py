@@ -36,7 +36,16 @@ def _default_signals() -> None:
 
 
 def _apollo(*args: str | os.PathLike[str]) -> list[str]:
-    return [sys.executable, "-m", "apollo_cli", *map(str, args), "--model", str(TINY_MODEL), "--device", "cpu"]
+    return [
+        sys.executable,
+        "-m",
+        "apollo_cli",
+        *map(str, args),
+        "--model",
+        str(TINY_MODEL),
+        "--device",
+        "cpu",
+    ]
 
 
 def hidden_leftovers(folder: Path) -> list[str]:
@@ -158,7 +167,12 @@ def test_batch_takes_sigterm_at_a_safe_point(tmp_path: Path) -> None:
         with stop_signals_interrupt():
             cli_handler = signal.getsignal(signal.SIGTERM)
             with pytest.raises(batch.BatchInterrupted) as stopped:
-                batch.run_batch(batch.plan_batch(library), model, events=terminate_after_first_file, options=RestoreOptions(chunk_seconds=0.5))
+                batch.run_batch(
+                    batch.plan_batch(library),
+                    model,
+                    events=terminate_after_first_file,
+                    options=RestoreOptions(chunk_seconds=0.5),
+                )
             assert signal.getsignal(signal.SIGTERM) is cli_handler  # put back
             with pytest.raises(Terminated):  # and the CLI's handler raises, outside a batch
                 os.kill(os.getpid(), signal.SIGTERM)

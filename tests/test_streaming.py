@@ -44,7 +44,9 @@ def test_stream_equals_whole_waveform(model: apollo_cli.Apollo, block: int) -> N
     expected = restore_waveform(model, wave, options=RestoreOptions(chunk_seconds=0.4))
     pieces: list[torch.Tensor] = []
     blocks = [wave[:, i : i + block] for i in range(0, wave.shape[1], block)]
-    count = restore_stream(model, blocks, pieces.append, channels=2, options=RestoreOptions(chunk_seconds=0.4))
+    count = restore_stream(
+        model, blocks, pieces.append, channels=2, options=RestoreOptions(chunk_seconds=0.4)
+    )
     assert count == wave.shape[1]
     torch.testing.assert_close(torch.cat(pieces, dim=1), expected, rtol=0, atol=0)
 
@@ -77,15 +79,25 @@ def test_stream_too_short_names_the_audio(model: apollo_cli.Apollo) -> None:
 # ------------------------------------------------------------------------------ files
 
 
-def test_restore_file_equals_in_memory_restore_with_resampling(model: apollo_cli.Apollo, tmp_path: Path) -> None:
+def test_restore_file_equals_in_memory_restore_with_resampling(
+    model: apollo_cli.Apollo, tmp_path: Path
+) -> None:
     """Streamed decode, soxr stream resampling, inference and block writing give today's output exactly."""
     source = tmp_path / "in.flac"
     sf.write(source, make_music(3.1, sample_rate=48000).T, 48000, subtype="PCM_24")
     decoded = audio.load_audio(source)
-    expected = apollo_cli.restore(model, decoded.samples, decoded.sample_rate, options=RestoreOptions(chunk_seconds=0.7))
+    expected = apollo_cli.restore(
+        model, decoded.samples, decoded.sample_rate, options=RestoreOptions(chunk_seconds=0.7)
+    )
     out = tmp_path / "out.wav"
     calls: list[tuple[int, int]] = []
-    apollo_cli.restore_file(model, source, out, progress=lambda d, t: calls.append((d, t)), options=RestoreOptions(chunk_seconds=0.7))
+    apollo_cli.restore_file(
+        model,
+        source,
+        out,
+        progress=lambda d, t: calls.append((d, t)),
+        options=RestoreOptions(chunk_seconds=0.7),
+    )
     written, rate = sf.read(out, dtype="float32", always_2d=True)
     assert rate == RATE
     np.testing.assert_array_equal(written.T, expected)
@@ -225,7 +237,10 @@ def test_stdin_to_stdout_pipeline(tmp_path: Path) -> None:
     assert proc.stdout[:4] == b"fLaC"
     (tmp_path / "piped.flac").write_bytes(proc.stdout)
     expected = tmp_path / "direct.flac"
-    assert run_cli("restore", source, "-o", expected, "--model", TINY_MODEL, "--chunk-seconds", "0.5").exit_code == 0
+    assert (
+        run_cli("restore", source, "-o", expected, "--model", TINY_MODEL, "--chunk-seconds", "0.5").exit_code
+        == 0
+    )
     np.testing.assert_array_equal(sf.read(tmp_path / "piped.flac")[0], sf.read(expected)[0])
     assert b"wrote standard output" in proc.stderr
     assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("apollo-stdin-*"))

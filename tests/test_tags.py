@@ -43,7 +43,12 @@ def png(width: int = 3, height: int = 2) -> bytes:
 
     rows = b"".join(b"\x00" + bytes([40, 80, 120]) * width for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 COVER = png()
@@ -142,7 +147,10 @@ def tag_m4a(path: Path) -> None:
     audio["\xa9day"] = ["1999-05-01"]
     audio["\xa9gen"] = ["Rock"]
     audio["\xa9cmt"] = ["a comment"]
-    audio["covr"] = [MP4Cover(COVER, imageformat=MP4Cover.FORMAT_PNG), MP4Cover(BACK, imageformat=MP4Cover.FORMAT_JPEG)]
+    audio["covr"] = [
+        MP4Cover(COVER, imageformat=MP4Cover.FORMAT_PNG),
+        MP4Cover(BACK, imageformat=MP4Cover.FORMAT_JPEG),
+    ]
     audio.save()
 
 
@@ -291,7 +299,9 @@ def test_restore_without_tags(tmp_path: Path, model: apollo_cli.Apollo) -> None:
 
 def test_the_restore_command_carries_tags(tmp_path: Path) -> None:
     source = make_tagged("mp3", tmp_path)
-    result = CliRunner().invoke(app, ["restore", str(source), "-o", str(tmp_path / "o.flac"), "--model", str(TINY_MODEL)])
+    result = CliRunner().invoke(
+        app, ["restore", str(source), "-o", str(tmp_path / "o.flac"), "--model", str(TINY_MODEL)]
+    )
     assert result.exit_code == 0, result.output
     assert tags.read_tags(tmp_path / "o.flac").fields == EXPECTED
 
@@ -301,7 +311,9 @@ def test_the_batch_command_carries_tags(tmp_path: Path) -> None:
     (library / "a").mkdir(parents=True)
     make_tagged("mp3", library / "a")
     make_tagged("flac", library)
-    result = CliRunner().invoke(app, ["batch", str(library), "--model", str(TINY_MODEL), "--device", "cpu", "-q"])
+    result = CliRunner().invoke(
+        app, ["batch", str(library), "--model", str(TINY_MODEL), "--device", "cpu", "-q"]
+    )
     assert result.exit_code == 0, result.output
     for output in (tmp_path / "lib-restored" / "a" / "song.flac", tmp_path / "lib-restored" / "song.flac"):
         assert tags.read_tags(output).fields == EXPECTED
@@ -311,7 +323,9 @@ def test_the_batch_command_carries_tags(tmp_path: Path) -> None:
 # --------------------------------------------------------------- a tag never fails a restore
 
 
-def test_unreadable_tags_do_not_fail_the_restore(tmp_path: Path, model: apollo_cli.Apollo, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreadable_tags_do_not_fail_the_restore(
+    tmp_path: Path, model: apollo_cli.Apollo, monkeypatch: pytest.MonkeyPatch
+) -> None:
     source = make_tagged("flac", tmp_path)
 
     def broken(*args: object, **kwargs: object) -> None:
@@ -327,14 +341,18 @@ def test_a_picture_too_large_for_flac_is_skipped(tmp_path: Path) -> None:
     target = tmp_path / "out.flac"
     sf.write(target, make_music(0.3).T, 44100)
     huge = tags.Picture(b"\xff\xd8" + bytes(17 * 2**20), "image/jpeg", 3, "")
-    warnings = tags.write_tags(target, tags.Tags({"title": ["t"]}, [huge, tags.Picture(COVER, "image/png")]), "FLAC")
+    warnings = tags.write_tags(
+        target, tags.Tags({"title": ["t"]}, [huge, tags.Picture(COVER, "image/png")]), "FLAC"
+    )
     assert len(warnings) == 1 and "too large for FLAC" in warnings[0]
     assert tags.read_tags(target).fields == {"title": ["t"]}
     assert [p.data for p in tags.read_tags(target).pictures] == [COVER]
     assert sf.info(target).frames == round(0.3 * 44100)
 
 
-def test_a_failing_tag_save_is_a_warning(tmp_path: Path, model: apollo_cli.Apollo, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_tag_save_is_a_warning(
+    tmp_path: Path, model: apollo_cli.Apollo, monkeypatch: pytest.MonkeyPatch
+) -> None:
     source = make_tagged("mp3", tmp_path)
 
     def refuse(self: object, *args: object, **kwargs: object) -> None:
@@ -368,7 +386,9 @@ def test_an_io_error_while_tagging_fails_the_write_cleanly(
 def test_the_restore_command_shows_tag_warnings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source = make_tagged("mp3", tmp_path)
     monkeypatch.setattr(tags, "_write_flac", lambda *a: (_ for _ in ()).throw(ValueError("odd frame")))
-    result = CliRunner().invoke(app, ["restore", str(source), "-o", str(tmp_path / "o.flac"), "--model", str(TINY_MODEL)])
+    result = CliRunner().invoke(
+        app, ["restore", str(source), "-o", str(tmp_path / "o.flac"), "--model", str(TINY_MODEL)]
+    )
     assert result.exit_code == 0, result.output
     assert "note:" in result.stderr and "odd frame" in result.stderr
 
@@ -377,7 +397,9 @@ def test_the_restore_command_shows_tag_warnings(tmp_path: Path, monkeypatch: pyt
 
 
 @pytest.mark.parametrize("kind, lie", [("flac", ".mp3"), ("mp3", ".flac"), ("ogg", ".mp3"), ("m4a", ".wav")])
-def test_a_file_whose_extension_lies_keeps_its_tags(kind: str, lie: str, tmp_path: Path, model: apollo_cli.Apollo) -> None:
+def test_a_file_whose_extension_lies_keeps_its_tags(
+    kind: str, lie: str, tmp_path: Path, model: apollo_cli.Apollo
+) -> None:
     """A FLAC named .mp3 (and the like) decodes by content; its tags and pictures come along too."""
     source = make_tagged(kind, tmp_path)
     liar = source.rename(tmp_path / f"liar{lie}")
@@ -487,11 +509,18 @@ def test_wav_output_gets_picards_id3_frames(tmp_path: Path, model: apollo_cli.Ap
         assert text[f"TXXX:{desc}"] == [MB[key]], desc
     assert text["TXXX:MusicBrainz Album Type"] == ["album"] and text["TXXX:BARCODE"] == ["5099902894225"]
     assert text["TXXX:my custom tag"] == ["custom value"]
-    assert sorted(map(tuple, frames["TIPL"].people)) == [("guitar", "Bob"), ("producer", "George")]  # IPLS on disk
+    assert sorted(map(tuple, frames["TIPL"].people)) == [
+        ("guitar", "Bob"),
+        ("producer", "George"),
+    ]  # IPLS on disk
     assert frames.getall("WOAR")[0].url == "https://example.com/artist"
     assert not [key for key in frames if "REPLAYGAIN" in key.upper()]
     # and read back, every field is there under its own name again
-    assert tags.read_tags(tmp_path / "out.wav").fields == {**EXPECTED, **RICH, "artist": ["Artist One/Artist Two"]}
+    assert tags.read_tags(tmp_path / "out.wav").fields == {
+        **EXPECTED,
+        **RICH,
+        "artist": ["Artist One/Artist Two"],
+    }
 
 
 def test_id3_fields_reach_flac_under_picards_vorbis_names(tmp_path: Path, model: apollo_cli.Apollo) -> None:
@@ -546,7 +575,12 @@ def test_mp4_freeform_fields_reach_flac(tmp_path: Path, model: apollo_cli.Apollo
     source = make_tagged("m4a", tmp_path)
     audio = MP4(source)
     itunes = "----:com.apple.iTunes:"
-    audio["\xa9wrt"], audio["\xa9lyr"], audio["cpil"], audio["tmpo"] = ["J. S. Bach"], ["la la la"], True, [120]
+    audio["\xa9wrt"], audio["\xa9lyr"], audio["cpil"], audio["tmpo"] = (
+        ["J. S. Bach"],
+        ["la la la"],
+        True,
+        [120],
+    )
     for name, value in (("MusicBrainz Track Id", MB["recording"]), ("MusicBrainz Release Track Id", MB["releasetrack"]),
                         ("MusicBrainz Album Id", MB["album"]), ("MusicBrainz Artist Id", MB["artist"]),
                         ("MusicBrainz Release Group Id", MB["releasegroup"]), ("ISRC", "GBAYE0601498"),
@@ -578,7 +612,11 @@ def test_asf_fields_reach_flac(tmp_path: Path, model: apollo_cli.Apollo) -> None
     subprocess.run([FFMPEG, "-nostdin", "-v", "error", "-y", "-i", wav, "-c:a", "wmav2", source], check=True)
     audio = ASF(source)
     audio["Title"], audio["WM/Composer"], audio["WM/Lyrics"] = ["Song"], ["J. S. Bach"], ["la la la"]
-    audio["WM/ISRC"], audio["WM/Publisher"], audio["WM/IsCompilation"] = ["GBAYE0601498"], ["Some Label"], [True]
+    audio["WM/ISRC"], audio["WM/Publisher"], audio["WM/IsCompilation"] = (
+        ["GBAYE0601498"],
+        ["Some Label"],
+        [True],
+    )
     audio["MusicBrainz/Track Id"] = [MB["recording"]]
     audio["MusicBrainz/Release Track Id"] = [MB["releasetrack"]]
     audio["MusicBrainz/Album Id"] = [MB["album"]]
@@ -588,8 +626,16 @@ def test_asf_fields_reach_flac(tmp_path: Path, model: apollo_cli.Apollo) -> None
     result = apollo_cli.restore_file(model, source, tmp_path / "out.flac")
     assert result.tag_warnings == (f"not carried: replaygain_track_gain {RECOMPUTE}, WM/MCDI",)
     native = FLAC(tmp_path / "out.flac")
-    assert native["TITLE"] == ["Song"] and native["COMPOSER"] == ["J. S. Bach"] and native["LYRICS"] == ["la la la"]
-    assert native["ISRC"] == ["GBAYE0601498"] and native["LABEL"] == ["Some Label"] and native["COMPILATION"] == ["1"]
+    assert (
+        native["TITLE"] == ["Song"]
+        and native["COMPOSER"] == ["J. S. Bach"]
+        and native["LYRICS"] == ["la la la"]
+    )
+    assert (
+        native["ISRC"] == ["GBAYE0601498"]
+        and native["LABEL"] == ["Some Label"]
+        and native["COMPILATION"] == ["1"]
+    )
     assert native["MUSICBRAINZ_TRACKID"] == [MB["recording"]]
     assert native["MUSICBRAINZ_RELEASETRACKID"] == [MB["releasetrack"]]
     assert native["MUSICBRAINZ_ALBUMID"] == [MB["album"]]

@@ -200,7 +200,14 @@ def restore_file(
         audio.check_channels(target, opened.channels)
         carried = tags.read_tags(source) if carry_tags else tags.Tags()
         return restore_source(
-            model, opened, target, carried, options, bit_depth=bit_depth, overwrite=overwrite, started=started,
+            model,
+            opened,
+            target,
+            carried,
+            options,
+            bit_depth=bit_depth,
+            overwrite=overwrite,
+            started=started,
             progress=progress,
         )
 
@@ -233,8 +240,14 @@ def restore_source(
         target, source.channels, rate, bit_depth=bit_depth, overwrite=overwrite, expected_frames=expected
     ) as writer:
         restore_stream(
-            model, (torch.from_numpy(block) for block in blocks), lambda core: writer.write(core.numpy()), options,
-            channels=source.channels, total=expected, name=str(source.path), progress=progress,
+            model,
+            (torch.from_numpy(block) for block in blocks),
+            lambda core: writer.write(core.numpy()),
+            options,
+            channels=source.channels,
+            total=expected,
+            name=str(source.path),
+            progress=progress,
         )
         result = _commit(writer, source.path, carried, started, finalize, describe(model, options))
         return replace(result, notes=notes)
@@ -263,7 +276,12 @@ def write_restored(
     into the result as they are.
     """
     with audio.open_output(
-        target, samples.shape[0], sample_rate, bit_depth=bit_depth, overwrite=overwrite, expected_frames=samples.shape[1]
+        target,
+        samples.shape[0],
+        sample_rate,
+        bit_depth=bit_depth,
+        overwrite=overwrite,
+        expected_frames=samples.shape[1],
     ) as writer:
         for start in range(0, samples.shape[1], audio.BLOCK_FRAMES):
             writer.write(samples[:, start : start + audio.BLOCK_FRAMES])

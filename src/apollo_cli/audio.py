@@ -76,7 +76,9 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return np.ascontiguousarray(out.reshape(out.shape[0], -1).T, dtype=np.float32)
 
 
-def resampled(blocks: Iterable[np.ndarray], from_rate: int, to_rate: int, channels: int) -> Iterator[np.ndarray]:
+def resampled(
+    blocks: Iterable[np.ndarray], from_rate: int, to_rate: int, channels: int
+) -> Iterator[np.ndarray]:
     """Resample a stream of float32 ``(channels, n)`` blocks with soxr's HQ filter.
 
     Block by block through soxr's stream API, whose output equals :func:`resample` on the
@@ -108,8 +110,7 @@ def output_format(path: str | os.PathLike[str]) -> str:
     except KeyError:
         got = f"'{suffix}'" if suffix else "no extension"
         raise OutputError(
-            f"cannot write {path}: {got} is not a supported output format; "
-            "use a .wav or .flac file name"
+            f"cannot write {path}: {got} is not a supported output format; use a .wav or .flac file name"
         ) from None
 
 
@@ -184,7 +185,13 @@ class AudioWriter:
     """
 
     def __init__(
-        self, target: Path, channels: int, sample_rate: int, bits: int, fmt: str, expected_frames: int | None = None
+        self,
+        target: Path,
+        channels: int,
+        sample_rate: int,
+        bits: int,
+        fmt: str,
+        expected_frames: int | None = None,
     ) -> None:
         self.target = target
         self.channels = channels
@@ -336,7 +343,12 @@ def write_audio(
     if samples.ndim != 2:
         raise ValueError(f"samples must be shaped (channels, frames), got shape {samples.shape}")
     with open_output(
-        path, samples.shape[0], sample_rate, bit_depth=bit_depth, overwrite=overwrite, expected_frames=samples.shape[1]
+        path,
+        samples.shape[0],
+        sample_rate,
+        bit_depth=bit_depth,
+        overwrite=overwrite,
+        expected_frames=samples.shape[1],
     ) as writer:
         for start in range(0, samples.shape[1], _CONVERT_BLOCK):
             writer.write(samples[:, start : start + _CONVERT_BLOCK])
@@ -371,8 +383,7 @@ def _check_writable(target: Path, overwrite: bool) -> None:
         raise OutputError(f"cannot write {target}: it is a directory; choose a file name")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(
-            f"cannot write {target}: directory {parent} is not writable; "
-            "choose a writable output directory"
+            f"cannot write {target}: directory {parent} is not writable; choose a writable output directory"
         )
     if target.exists() and not overwrite:
         raise OutputError(f"{target} already exists; pass --overwrite to replace it")
@@ -430,8 +441,7 @@ def create_temp_beside(target: Path) -> Path:
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except OSError as exc:
         raise OutputError(
-            f"cannot write to {target.parent}: {exc.strerror or exc}; "
-            "choose a writable output directory"
+            f"cannot write to {target.parent}: {exc.strerror or exc}; choose a writable output directory"
         ) from None
     return tmp
 
@@ -464,4 +474,3 @@ _SFC_RF64_AUTO_DOWNGRADE = 0x1210
 #: The most sample data a plain WAV holds: its 32-bit sizes, less room for the header
 #: and the tags that follow the data.
 _WAV_DATA_LIMIT = (1 << 32) - (16 << 20)
-

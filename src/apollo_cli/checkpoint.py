@@ -59,17 +59,68 @@ _ALLOWED.update(
 # Names whose only purpose in a pickle is to run code. Module prefixes match the
 # module and its submodules.
 _CODE_MODULES = (
-    "os", "posix", "nt", "subprocess", "_posixsubprocess", "sys", "importlib", "runpy",
-    "pty", "shutil", "socket", "code", "codeop", "ctypes", "pickle", "_pickle", "marshal",
-    "types", "operator", "functools", "timeit", "pdb", "webbrowser", "multiprocessing",
-    "signal", "asyncio", "threading", "io", "pathlib", "tempfile", "urllib", "http",
-    "torch.hub", "torch.jit", "torch.serialization", "torch._C", "torch.ops",
-    "torch.utils.cpp_extension", "numpy.testing", "numpy.f2py",
+    "os",
+    "posix",
+    "nt",
+    "subprocess",
+    "_posixsubprocess",
+    "sys",
+    "importlib",
+    "runpy",
+    "pty",
+    "shutil",
+    "socket",
+    "code",
+    "codeop",
+    "ctypes",
+    "pickle",
+    "_pickle",
+    "marshal",
+    "types",
+    "operator",
+    "functools",
+    "timeit",
+    "pdb",
+    "webbrowser",
+    "multiprocessing",
+    "signal",
+    "asyncio",
+    "threading",
+    "io",
+    "pathlib",
+    "tempfile",
+    "urllib",
+    "http",
+    "torch.hub",
+    "torch.jit",
+    "torch.serialization",
+    "torch._C",
+    "torch.ops",
+    "torch.utils.cpp_extension",
+    "numpy.testing",
+    "numpy.f2py",
 )
 _CODE_BUILTINS = {
-    "eval", "exec", "compile", "__import__", "getattr", "setattr", "delattr", "open",
-    "input", "breakpoint", "globals", "locals", "vars", "execfile", "apply", "memoryview",
-    "__builtins__", "help", "exit", "quit",
+    "eval",
+    "exec",
+    "compile",
+    "__import__",
+    "getattr",
+    "setattr",
+    "delattr",
+    "open",
+    "input",
+    "breakpoint",
+    "globals",
+    "locals",
+    "vars",
+    "execfile",
+    "apply",
+    "memoryview",
+    "__builtins__",
+    "help",
+    "exit",
+    "quit",
 }
 
 
@@ -155,9 +206,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     elif head.startswith(b"PK") or head[:1] == b"\x80":
         raw = _read_torch_pickle(path)
     else:
-        raise CheckpointError(
-            f"{name} is not a PyTorch or safetensors checkpoint; pass an Apollo model file"
-        )
+        raise CheckpointError(f"{name} is not a PyTorch or safetensors checkpoint; pass an Apollo model file")
     return extract_state_dict(raw, name)
 
 
@@ -185,16 +234,12 @@ def _read_torch_pickle(path: Path) -> Any:
         if any(n.endswith("constants.pkl") for n in names):
             raise CheckpointError(f"{path.name} is a TorchScript program, not an Apollo checkpoint")
     try:
-        return torch.load(
-            path, map_location="cpu", pickle_module=_restricted_pickle, weights_only=False
-        )
+        return torch.load(path, map_location="cpu", pickle_module=_restricted_pickle, weights_only=False)
     except UnsafeCheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged files
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(
-            f"{path.name} is corrupt or incomplete ({detail}); download it again"
-        ) from None
+        raise CheckpointError(f"{path.name} is corrupt or incomplete ({detail}); download it again") from None
 
 
 def extract_state_dict(raw: Any, name: str = "checkpoint") -> dict[str, Tensor]:
@@ -232,9 +277,7 @@ def check_keys(expected: Mapping[str, Tensor], found: Mapping[str, Tensor], name
             parts.append(f"missing {few(missing)}")
         if unexpected:
             parts.append(f"unexpected {few(unexpected)}")
-        raise CheckpointError(
-            f"{name} does not match the Apollo generator: {'; '.join(parts)}"
-        )
+        raise CheckpointError(f"{name} does not match the Apollo generator: {'; '.join(parts)}")
     wrong = [
         f"{k} {tuple(found[k].shape)} != {tuple(v.shape)}"
         for k, v in expected.items()
@@ -242,4 +285,3 @@ def check_keys(expected: Mapping[str, Tensor], found: Mapping[str, Tensor], name
     ]
     if wrong:
         raise CheckpointError(f"{name} has weights of the wrong shape: {few(wrong)}")
-

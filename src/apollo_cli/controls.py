@@ -76,7 +76,9 @@ class Controls:
         self.mid_side = options.stereo == "mid-side" and channels == 2
         self.cutoff = None if options.cutoff is None else cutoff_taps(float(options.cutoff), sample_rate)
         self.keep_lows = (
-            None if options.keep_lows is None else ZeroPhaseFIR(crossover_taps(float(options.keep_lows), sample_rate), channels)
+            None
+            if options.keep_lows is None
+            else ZeroPhaseFIR(crossover_taps(float(options.keep_lows), sample_rate), channels)
         )
         self._originals: deque[Tensor] = deque()  # input not yet matched by output (keep-lows)
         self._restored: deque[np.ndarray] = deque()  # output waiting for the crossover's delay
@@ -187,7 +189,9 @@ def resolve(
         crossover = bandwidth.hz - KEEP_LOWS_MARGIN_HZ
         if bandwidth.silent or crossover < MIN_CONTROL_HZ:
             keep_lows = None
-            notes.append(f"--keep-lows auto: no band to keep (bandwidth {bandwidth.hz / 1000:.1f} kHz); output is the restoration")
+            notes.append(
+                f"--keep-lows auto: no band to keep (bandwidth {bandwidth.hz / 1000:.1f} kHz); output is the restoration"
+            )
         else:
             keep_lows = float(min(crossover, nyquist - CROSSOVER_WIDTH_HZ / 2))
             notes.append(
@@ -196,5 +200,7 @@ def resolve(
             )
     if options.stereo == "mid-side" and channels != 2:
         what = "mono" if channels == 1 else f"{channels} channels"
-        notes.append(f"--stereo mid-side is for stereo files; this one is {what}, restored channel by channel")
+        notes.append(
+            f"--stereo mid-side is for stereo files; this one is {what}, restored channel by channel"
+        )
     return replace(options, cutoff=cutoff, keep_lows=keep_lows), tuple(notes)

@@ -155,7 +155,9 @@ def open_audio(path: str | os.PathLike[str]) -> AudioSource:
                 raise InputError(
                     f"cannot read {p}: it is not audio or is corrupt ({why}); check the file or re-export it"
                 ) from None
-            raise MissingDependencyError(f"ffmpeg is needed to decode {p} ({why}); {FFMPEG_INSTALL_HINT}") from None
+            raise MissingDependencyError(
+                f"ffmpeg is needed to decode {p} ({why}); {FFMPEG_INSTALL_HINT}"
+            ) from None
         return _FfmpegSource(p, ffmpeg)
 
 
@@ -476,7 +478,9 @@ class _FfmpegSource(AudioSource):
         self._errors.seek(0)
         message = one_line(self._errors.read().decode("utf-8", "replace")).replace(f"{self._url}: ", "")
         detail = message or f"exit status {code}"
-        return InputError(f"cannot decode {self.path}: it is not audio or is corrupt (ffmpeg: {detail}); check the file")
+        return InputError(
+            f"cannot decode {self.path}: it is not audio or is corrupt (ffmpeg: {detail}); check the file"
+        )
 
     def _read_exact(self, n: int) -> bytes:
         assert self._proc.stdout is not None

@@ -32,7 +32,9 @@ def kaiser_lowpass(cutoff_hz: float, transition_hz: float, sample_rate: int) -> 
     """
     nyquist = sample_rate / 2
     if not 0 < cutoff_hz < nyquist or not transition_hz > 0:
-        raise ValueError(f"no low-pass at {cutoff_hz} Hz with a {transition_hz} Hz transition at {sample_rate} Hz")
+        raise ValueError(
+            f"no low-pass at {cutoff_hz} Hz with a {transition_hz} Hz transition at {sample_rate} Hz"
+        )
     width = 2 * math.pi * transition_hz / sample_rate  # transition width in radians per sample
     count = math.ceil((ATTENUATION_DB - 7.95) / (2.285 * width)) + 1  # Kaiser's estimate
     count += 1 - count % 2  # odd
@@ -79,7 +81,9 @@ class ZeroPhaseFIR:
         spectrum = self._spectra.get(size)
         if spectrum is None:
             spectrum = self._spectra[size] = np.fft.rfft(self.taps, size)
-        full = np.fft.irfft(np.fft.rfft(x, size, axis=1) * spectrum, size, axis=1)[:, : n + self.taps.size - 1]
+        full = np.fft.irfft(np.fft.rfft(x, size, axis=1) * spectrum, size, axis=1)[
+            :, : n + self.taps.size - 1
+        ]
         full[:, : self._tail.shape[1]] += self._tail
         self._tail = full[:, n:].copy()
         ready = full[:, :n]

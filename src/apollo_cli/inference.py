@@ -168,7 +168,15 @@ def restore_waveform(
         output[:, written : written + core.shape[1]] = core
         written += core.shape[1]
 
-    restore_stream(model, [waveform], sink, options, channels=waveform.shape[0], total=waveform.shape[1], progress=progress)
+    restore_stream(
+        model,
+        [waveform],
+        sink,
+        options,
+        channels=waveform.shape[0],
+        total=waveform.shape[1],
+        progress=progress,
+    )
     return output
 
 
@@ -208,7 +216,12 @@ def restore_stream(
     autocast = precision_context(device, options.precision)
     core_frames = max(1, round(options.chunk_seconds * cfg.sample_rate / cfg.hop))
     windows = _windows(
-        blocks, channels, core_frames * cfg.hop, context_frames(model) * cfg.hop, cfg.win // 2, name or "the audio"
+        blocks,
+        channels,
+        core_frames * cfg.hop,
+        context_frames(model) * cfg.hop,
+        cfg.win // 2,
+        name or "the audio",
     )
     batch_size = options.batch_size
     if batch_size is None:
@@ -226,7 +239,9 @@ def restore_stream(
                 stacked = stacked.pin_memory()
             first = batch[0][0]
             try:
-                result = model(stacked.to(device, non_blocking=pin), keep=first.keep, use_compiled=options.compile)
+                result = model(
+                    stacked.to(device, non_blocking=pin), keep=first.keep, use_compiled=options.compile
+                )
             except torch._dynamo.exc.BackendCompilerFailed as exc:
                 # A compiler that is installed but cannot build TorchInductor's code.
                 line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

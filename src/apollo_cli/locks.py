@@ -35,7 +35,9 @@ from .errors import OutputError
 
 #: flock() errors that mean "this file system has no locks", not "someone holds it".
 _NO_LOCKING = frozenset(
-    e for e in (errno.ENOLCK, errno.EINVAL, getattr(errno, "EOPNOTSUPP", None), getattr(errno, "ENOTSUP", None)) if e
+    e
+    for e in (errno.ENOLCK, errno.EINVAL, getattr(errno, "EOPNOTSUPP", None), getattr(errno, "ENOTSUP", None))
+    if e
 )
 
 # The claims this process holds, by lock file path: flock() would see our own claim as

@@ -605,9 +605,7 @@ class Apollo(nn.Module):
         self.output = Bands(_band_module(n, 4 * w) for w in widths)
         self.register_buffer("window", torch.hann_window(self.config.win), persistent=False)
 
-    def forward(
-        self, wav: Tensor, keep: tuple[int, int] | None = None, use_compiled: bool = False
-    ) -> Tensor:
+    def forward(self, wav: Tensor, keep: tuple[int, int] | None = None, use_compiled: bool = False) -> Tensor:
         """Restore a batch of waveforms shaped ``(B, C, S)``.
 
         Returns ``(B, C, S)``, or with ``keep=(start, stop)`` only those samples,
@@ -648,7 +646,9 @@ class Apollo(nn.Module):
                 new_lo, new_hi = max(lo - margin, first), min(hi + margin, last)
                 x = block(x, new_lo - offset, new_hi - offset, step, use_compiled)
                 offset = new_lo
-        restored = torch.zeros(frames, batch * channels, self.config.bins, dtype=torch.complex64, device=wav.device)
+        restored = torch.zeros(
+            frames, batch * channels, self.config.bins, dtype=torch.complex64, device=wav.device
+        )
         self.decode(x, restored[offset : offset + x.shape[0]], step)
         out = self.istft(restored, samples)[:, start:stop]
         return out.reshape(batch, channels, stop - start)
@@ -660,8 +660,15 @@ class Apollo(nn.Module):
         cfg = self.config
         with torch.autocast(wav.device.type, enabled=False):
             spec = torch.stft(
-                wav.float(), cfg.win, cfg.hop, window=self.window, center=True,
-                pad_mode="reflect", normalized=False, onesided=True, return_complex=True,
+                wav.float(),
+                cfg.win,
+                cfg.hop,
+                window=self.window,
+                center=True,
+                pad_mode="reflect",
+                normalized=False,
+                onesided=True,
+                return_complex=True,
             )
         return spec.permute(2, 0, 1)
 
@@ -670,8 +677,14 @@ class Apollo(nn.Module):
         cfg = self.config
         with torch.autocast(spec.device.type, enabled=False):
             return torch.istft(
-                spec.permute(1, 2, 0), cfg.win, cfg.hop, window=self.window, center=True,
-                normalized=False, onesided=True, length=samples,
+                spec.permute(1, 2, 0),
+                cfg.win,
+                cfg.hop,
+                window=self.window,
+                center=True,
+                normalized=False,
+                onesided=True,
+                length=samples,
             )
 
     def encode(self, spec: Tensor, step: int) -> Tensor:
@@ -690,8 +703,9 @@ class Apollo(nn.Module):
                 count = stop - start
                 band = piece[..., offset : offset + width * count].unflatten(-1, (count, width))
                 offset += width * count
-                gain = torch.sqrt(band.real.pow(2).sum(-1, keepdim=True)
-                                  + band.imag.pow(2).sum(-1, keepdim=True) + GAIN_EPS)
+                gain = torch.sqrt(
+                    band.real.pow(2).sum(-1, keepdim=True) + band.imag.pow(2).sum(-1, keepdim=True) + GAIN_EPS
+                )
                 feats = torch.cat((band.real / gain, band.imag / gain, gain.log()), dim=-1)
                 x[s : s + step, :, start:stop] = self.BN.apply_run(start, stop, feats)
         return x

@@ -108,7 +108,11 @@ class RestoreOptions:
 
         if device.type == "cpu" and self.precision == "fp16":
             raise OptionError("fp16 is for GPUs; on the CPU use --precision bf16")
-        if device.type == "cpu" and self.precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        if (
+            device.type == "cpu"
+            and self.precision == "bf16"
+            and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        ):
             raise OptionError("this CPU has no bfloat16 support (AVX-512 BF16 or AMX); use --precision fp32")
         if device.type == "cuda" and self.precision == "bf16" and not torch.cuda.is_bf16_supported():
             raise OptionError(f"{device} has no bfloat16 support; use --precision fp16")

@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterable, Iterator
 
 #: Ctrl-C, SIGTERM and SIGHUP (those this platform has).
 STOP_SIGNALS: tuple[int, ...] = tuple(
-    s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None
+    s
+    for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
+    if s is not None
 )
 
 #: The attribute that marks a signal handler as one that only raises KeyboardInterrupt (as

@@ -190,7 +190,16 @@ _ENCODER_FACTS = {
 
 #: Loudness measurements of the lossy audio (lower-cased names or prefixes): dropped,
 #: and named in the note, so the user knows to recompute them.
-_LOUDNESS_PREFIXES = ("replaygain", "r128_", "itunnorm", "rva2", "rvad", "mp3gain", "peakvalue", "averagelevel")
+_LOUDNESS_PREFIXES = (
+    "replaygain",
+    "r128_",
+    "itunnorm",
+    "rva2",
+    "rvad",
+    "mp3gain",
+    "peakvalue",
+    "averagelevel",
+)
 
 _SPACES = re.compile(r"\s+")
 
@@ -252,7 +261,9 @@ def read_tags(path: str | os.PathLike[str]) -> Tags:
     try:
         audio = open_by_content(p)
     except Exception as exc:  # noqa: BLE001 - mutagen raises many kinds on damaged files
-        result.warnings.append(f"could not read the tags of {p.name} ({_describe(exc)}); restored without them")
+        result.warnings.append(
+            f"could not read the tags of {p.name} ({_describe(exc)}); restored without them"
+        )
         return result
     tags = getattr(audio, "tags", None) if audio is not None else None
     try:
@@ -261,7 +272,9 @@ def read_tags(path: str | os.PathLike[str]) -> Tags:
         elif type(audio).__name__ in ("WAVE", "AIFF"):
             _read_riff_info(p, result)
     except Exception as exc:  # noqa: BLE001 - a tag layout we did not foresee: keep what was read
-        result.warnings.append(f"could not read all tags of {p.name} ({_describe(exc)}); some were not carried")
+        result.warnings.append(
+            f"could not read all tags of {p.name} ({_describe(exc)}); some were not carried"
+        )
     note = not_carried_note(result.not_carried)
     if note:
         result.warnings.append(note)
@@ -362,7 +375,9 @@ def _read_id3(tags: mutagen.id3.ID3, result: Tags) -> None:
         elif fid in ("TRCK", "TPOS"):
             _add_pair(result, "track" if fid == "TRCK" else "disc", [str(t) for t in frame.text])
         elif fid == "MVIN":
-            _add_pair(result, "movement", [str(t) for t in frame.text], number="movement", total="movementtotal")
+            _add_pair(
+                result, "movement", [str(t) for t in frame.text], number="movement", total="movementtotal"
+            )
         elif fid == "COMM":
             # Only comments without a description: iTunes and others keep machine data
             # (iTunNORM, iTunSMPB, ...) in described COMM frames.
@@ -485,7 +500,8 @@ def _read_mp4(tags: mutagen.mp4.MP4Tags, result: Tags) -> None:
                 data = bytes(cover)
                 fmt: int | None = getattr(cover, "imageformat", None)
                 mimes: dict[int | None, str] = {
-                    MP4Cover.FORMAT_JPEG: "image/jpeg", MP4Cover.FORMAT_PNG: "image/png"
+                    MP4Cover.FORMAT_JPEG: "image/jpeg",
+                    MP4Cover.FORMAT_PNG: "image/png",
                 }
                 mime = mimes.get(fmt, "")
                 result.pictures.append(Picture(data, _normalise_mime(mime, data), 3, ""))
@@ -623,7 +639,9 @@ def write_tags(path: str | os.PathLike[str], tags: Tags, fmt: str) -> list[str]:
     if not tags:
         return []
     warnings: list[str] = []
-    fields = {name: [v for v in values if _is_text(v, name, warnings)] for name, values in tags.fields.items()}
+    fields = {
+        name: [v for v in values if _is_text(v, name, warnings)] for name, values in tags.fields.items()
+    }
     fields = {name: values for name, values in fields.items() if values}
     try:
         if fmt == "FLAC":
@@ -662,7 +680,12 @@ def _write_flac(
     audio.clear_pictures()
     for picture in pictures:
         block = FlacPicture()
-        block.data, block.mime, block.type, block.desc = picture.data, picture.mime, picture.type, picture.description
+        block.data, block.mime, block.type, block.desc = (
+            picture.data,
+            picture.mime,
+            picture.type,
+            picture.description,
+        )
         if len(block.write()) > _FLAC_BLOCK_LIMIT:
             warnings.append(
                 f"a {len(picture.data) / 2**20:.1f} MiB picture is too large for FLAC (16 MiB at most); not carried"
@@ -686,7 +709,9 @@ def _write_wav(
     utf8 = id3.Encoding.UTF8  # mutagen stores it as UTF-16 in ID3v2.3
     people: list[list[str]] = []
     for kind, frame in (("track", id3.TRCK), ("disc", id3.TPOS), ("movement", id3.MVIN)):
-        number_name, total_name = (kind, "movementtotal") if kind == "movement" else (f"{kind}number", f"{kind}total")
+        number_name, total_name = (
+            (kind, "movementtotal") if kind == "movement" else (f"{kind}number", f"{kind}total")
+        )
         number = fields.get(number_name, [""])[0]
         total = fields.get(total_name, [""])[0]
         if number:
@@ -785,7 +810,16 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-__all__ = ["FIELDS", "Picture", "Tags", "finalizer", "not_carried_note", "open_by_content", "read_tags", "write_tags"]
+__all__ = [
+    "FIELDS",
+    "Picture",
+    "Tags",
+    "finalizer",
+    "not_carried_note",
+    "open_by_content",
+    "read_tags",
+    "write_tags",
+]
 
 
 # ------------------------------------------------------------------------------- provenance

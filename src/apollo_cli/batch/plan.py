@@ -149,15 +149,19 @@ def plan_batch(
             name = where.relative_to(source_dir).as_posix()
         except ValueError:
             name = str(where)
-        unreadable.append((name, f"cannot list this folder ({exc.strerror or exc}); its files were not included"))
+        unreadable.append(
+            (name, f"cannot list this folder ({exc.strerror or exc}); its files were not included")
+        )
 
     for dirpath, dirnames, filenames in os.walk(source_dir, onerror=walk_error):
         here = Path(dirpath)
         # Never descend into hidden folders or into the output folder (when it is inside
         # the input): a re-run must not restore its own outputs.
-        dirnames[:] = sorted(
-            d for d in dirnames if not d.startswith(".") and (here / d).resolve() != real_target
-        ) if recursive else []
+        dirnames[:] = (
+            sorted(d for d in dirnames if not d.startswith(".") and (here / d).resolve() != real_target)
+            if recursive
+            else []
+        )
         for filename in filenames:
             if filename.startswith(".") or Path(filename).suffix.lower() not in AUDIO_EXTENSIONS:
                 continue
@@ -274,7 +278,11 @@ def check_output_dir(output_dir: str | os.PathLike[str]) -> None:
             f"cannot create the output folder {target}: {here} is not a folder; choose another with -o"
         )
     if not os.access(here, os.W_OK | os.X_OK):
-        what = "the output folder" if here == target else f"{here}, where the output folder {target} would be made,"
+        what = (
+            "the output folder"
+            if here == target
+            else f"{here}, where the output folder {target} would be made,"
+        )
         raise OutputError(f"{what} is not writable; choose another output folder with -o")
 
 

@@ -316,6 +316,7 @@ class _Pipeline:
         :data:`apollo_cli.signals.INTERRUPT_LIKE_CTRL_C`, as the CLI's are): an embedding program's own
         handlers, and a SIGHUP ignored by ``nohup``, are left alone.
         """
+
         def count(signum: int, frame: object) -> None:
             # Nothing that takes a lock: this runs in the main thread, wherever it is.
             if self.signum is None:
@@ -323,7 +324,9 @@ class _Pipeline:
             self._interrupts += 1
 
         def replaceable(signum: int, handler: object) -> bool:
-            return signals.is_default(signum, handler) or getattr(handler, signals.INTERRUPT_LIKE_CTRL_C, False)
+            return signals.is_default(signum, handler) or getattr(
+                handler, signals.INTERRUPT_LIKE_CTRL_C, False
+            )
 
         with signals.handling(signals.STOP_SIGNALS, count, replaceable):
             yield
@@ -335,12 +338,16 @@ class _Pipeline:
         return True
 
     def start(self) -> None:
-        self.threads = [threading.Thread(target=self._guard, args=(self._decode,), name="apollo-decode", daemon=True)]
+        self.threads = [
+            threading.Thread(target=self._guard, args=(self._decode,), name="apollo-decode", daemon=True)
+        ]
         for index, model in enumerate(self.models):
             self.threads.append(threading.Thread(
                 target=self._guard, args=(self._infer, index, model), name=f"apollo-infer-{index}", daemon=True
             ))  # fmt: skip
-        self.writer = threading.Thread(target=self._guard, args=(self._write,), name="apollo-write", daemon=True)
+        self.writer = threading.Thread(
+            target=self._guard, args=(self._write,), name="apollo-write", daemon=True
+        )
         self.threads.append(self.writer)
         for thread in self.threads:
             thread.start()
@@ -545,7 +552,9 @@ class _Pipeline:
                 began = time.perf_counter()
                 try:
                     options, notes = api.resolve_controls(self.options, item.samples, self.rate)
-                    restored = api.restore(model, item.samples, self.rate, options, progress=self._progress(job, index))
+                    restored = api.restore(
+                        model, item.samples, self.rate, options, progress=self._progress(job, index)
+                    )
                 except _RECOVERABLE as exc:
                     self._fail(job, exc)
                     continue
@@ -663,7 +672,9 @@ class _Pipeline:
             )
             self.stop.set()
             return
-        reason = f"cannot write {job.output}: {exc.strerror or exc}" if isinstance(exc, OSError) else _reason(exc)
+        reason = (
+            f"cannot write {job.output}: {exc.strerror or exc}" if isinstance(exc, OSError) else _reason(exc)
+        )
         self._emit(FileFailed(job.name, reason, job))
 
 
@@ -692,4 +703,3 @@ def _recheck_output(plan: BatchPlan, job: Job) -> BatchEvent | None:
     if not plan.overwrite:
         return FileSkipped(job.name, "output exists (written by another run meanwhile)", job)
     return None
-

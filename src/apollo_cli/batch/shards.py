@@ -71,4 +71,3 @@ def shard_of(relative: str | os.PathLike[str], count: int) -> int:
     """
     digest = hashlib.sha256(output_key(relative).encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") % count + 1
-

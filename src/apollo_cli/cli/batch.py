@@ -44,7 +44,9 @@ from .options import (
 )
 from .progress import Display, format_duration
 
-if TYPE_CHECKING:  # the functions that use it at run time import it: it imports torch, --help does not need it
+if (
+    TYPE_CHECKING
+):  # the functions that use it at run time import it: it imports torch, --help does not need it
     from .. import batch as lib
 
 
@@ -56,12 +58,14 @@ class OutputFormat(str, Enum):
 @app.command()
 def batch(
     input_dir: Annotated[
-        Path, typer.Argument(help="Folder of audio files to restore (searched recursively).", show_default=False)
+        Path,
+        typer.Argument(help="Folder of audio files to restore (searched recursively).", show_default=False),
     ],
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o",
+            "--output",
+            "-o",
             help="Folder to write to; mirrors the input's layout. Default: INPUT_DIR-restored beside it.",
             show_default=False,
         ),
@@ -74,7 +78,8 @@ def batch(
     device: Annotated[
         str,
         typer.Option(
-            "--device", "-d",
+            "--device",
+            "-d",
             help="auto, cpu, cuda, cuda:N, mps, or a list such as cuda:0,cuda:1 (one worker each). "
             "cuda, and auto on a CUDA machine, use every GPU.",
         ),
@@ -92,7 +97,9 @@ def batch(
     include: Annotated[
         list[str] | None,
         typer.Option(
-            "--include", "-i", metavar="GLOB",
+            "--include",
+            "-i",
+            metavar="GLOB",
             help="Only files matching GLOB (repeatable; case-insensitive). Without '/' it matches the "
             "file name ('*.mp3'), with '/' the path inside INPUT_DIR ('Beatles/*').",
             show_default=False,
@@ -114,7 +121,8 @@ def batch(
     shard: Annotated[
         str | None,
         typer.Option(
-            "--shard", metavar="K/N",
+            "--shard",
+            metavar="K/N",
             help="Take shard K of N (1 <= K <= N), a stable share of the files, so N machines can split a "
             "library without coordination.",
             show_default=False,
@@ -134,8 +142,12 @@ def batch(
         chosen_shard = lib.parse_shard(shard) if shard is not None else None
         bits = lib.check_bit_depth(fmt.value, bit_depth)
         options = RestoreOptions(
-            chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, compile=compile,
-            cutoff=parse_frequency("--cutoff", cutoff), keep_lows=parse_frequency("--keep-lows", keep_lows),
+            chunk_seconds=chunk_seconds,
+            batch_size=batch_size,
+            precision=precision,
+            compile=compile,
+            cutoff=parse_frequency("--cutoff", cutoff),
+            keep_lows=parse_frequency("--keep-lows", keep_lows),
             stereo=stereo,
         )
         devices = lib.parse_devices(device)
@@ -205,7 +217,9 @@ class _BatchDisplay:
         self.jobs = len(plan.jobs)
         names = [str(d) for d in devices]
         # Workers by device, numbered when a device has several (cpu,cpu -> cpu#1, cpu#2).
-        self.labels = [n if names.count(n) == 1 else f"{n}#{names[:i + 1].count(n)}" for i, n in enumerate(names)]
+        self.labels = [
+            n if names.count(n) == 1 else f"{n}#{names[: i + 1].count(n)}" for i, n in enumerate(names)
+        ]
         self.finished = 0
         self.audio_done = 0.0
         # Files being restored (or restored, on their way to disk): seconds done, total.
@@ -271,7 +285,9 @@ class _BatchDisplay:
         elif isinstance(event, lib.Stopping) and not self.quiet:
             pending = (
                 f"; finishing {event.pending} restored file{'s' if event.pending != 1 else ''} "
-                "(Ctrl-C again to drop them)" if event.pending else ""
+                "(Ctrl-C again to drop them)"
+                if event.pending
+                else ""
             )
             self.print(f"[yellow]stopping[/]: no new files will be started{pending}")
         self._refresh_overall()
@@ -383,8 +399,10 @@ def _describe_output(plan: lib.BatchPlan, bits: int) -> str:
 def _headline(plan: lib.BatchPlan, bits: int, devices: list) -> str:  # type: ignore[type-arg]
     from .. import batch as lib
 
-    scope = f"shard {plan.shard} holds {_count(_total(plan), 'file')} of {plan.found}" if plan.shard else (
-        f"found {_count(plan.found, 'audio file')}"
+    scope = (
+        f"shard {plan.shard} holds {_count(_total(plan), 'file')} of {plan.found}"
+        if plan.shard
+        else (f"found {_count(plan.found, 'audio file')}")
     )
     parts = [f"{len(plan.jobs)} to restore"]
     if plan.skipped:
@@ -447,7 +465,11 @@ def _why_skipped(skipped: list[lib.FileSkipped]) -> str:
     restorations = sum(1 for s in skipped if s.reason.startswith("already restored"))
     kinds = [
         (len(skipped) - elsewhere - restorations, "output exists (--overwrite redoes them)", "output exists"),
-        (elsewhere, f"{elsewhere} being restored by another apollo run", f"({elsewhere}) being restored by another apollo run"),
+        (
+            elsewhere,
+            f"{elsewhere} being restored by another apollo run",
+            f"({elsewhere}) being restored by another apollo run",
+        ),
         (restorations, "inputs that are restorations (--skip-restored)", f"({restorations}) restorations"),
     ]
     present = [(alone, among) for count, alone, among in kinds if count]

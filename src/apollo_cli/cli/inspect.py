@@ -63,9 +63,13 @@ def inspect_files(
             out.print(table)
             for r in reports:
                 colour = {True: "green", False: "yellow", None: "dim"}[r.verdict.helps]
-                out.print(Text.assemble((r.path.name, "bold"), ": ", (r.verdict.message, colour)), soft_wrap=True)
+                out.print(
+                    Text.assemble((r.path.name, "bold"), ": ", (r.verdict.message, colour)), soft_wrap=True
+                )
                 if r.restored_by is not None:  # apollo-cli's provenance tag: version, model, settings
-                    out.print(Text.assemble((r.path.name, "bold"), ": restored by ", r.restored_by), soft_wrap=True)
+                    out.print(
+                        Text.assemble((r.path.name, "bold"), ": restored by ", r.restored_by), soft_wrap=True
+                    )
     if failed:
         raise typer.Exit(1)
 
@@ -82,17 +86,26 @@ def _bandwidth_cell(bw: Any) -> str:
 
 @app.command("compare")
 def compare(
-    before: Annotated[Path, typer.Argument(help="The file before restoration (e.g. the MP3).", show_default=False)],
+    before: Annotated[
+        Path, typer.Argument(help="The file before restoration (e.g. the MP3).", show_default=False)
+    ],
     after: Annotated[Path, typer.Argument(help="The file after restoration.", show_default=False)],
     reference: Annotated[
         Path | None,
-        typer.Option("--reference", "-r", help="Clean original: adds SI-SNR, SDR and LSD of both against it.",
-                     show_default=False),
+        typer.Option(
+            "--reference",
+            "-r",
+            help="Clean original: adds SI-SNR, SDR and LSD of both against it.",
+            show_default=False,
+        ),
     ] = None,
     png: Annotated[
         Path | None,
-        typer.Option("--png", help="Draw stacked spectrograms to this PNG file (needs matplotlib: the plot extra).",
-                     show_default=False),
+        typer.Option(
+            "--png",
+            help="Draw stacked spectrograms to this PNG file (needs matplotlib: the plot extra).",
+            show_default=False,
+        ),
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing PNG.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -133,7 +146,10 @@ def _comparison_table(result: Any) -> Table:
     if result.metrics:
         rows = (("SI-SNR ↑", "si_snr"), ("SDR ↑", "sdr"), ("LSD ↓", "lsd"))
         for label, key in rows:
-            cells = [_db(getattr(result.metrics[m.role], key)) if m.role in result.metrics else "" for m in result.files]
+            cells = [
+                _db(getattr(result.metrics[m.role], key)) if m.role in result.metrics else ""
+                for m in result.files
+            ]
             table.add_row(label, *cells)
     return table
 
@@ -150,6 +166,8 @@ def _note_length_mismatch(result: Any) -> None:
         listed = ", ".join(f"{m.role} {m.audio.duration:.2f} s" for m in result.files)
         what = "the metrics use the first" if result.metrics else "they are not aligned beyond the first"
         err.print(
-            Text.assemble(("note:", "yellow"), f" the lengths differ ({listed}); {what} {min(lengths):.2f} s"),
+            Text.assemble(
+                ("note:", "yellow"), f" the lengths differ ({listed}); {what} {min(lengths):.2f} s"
+            ),
             soft_wrap=True,
         )

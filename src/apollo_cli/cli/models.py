@@ -129,7 +129,9 @@ def models(debug: DebugOpt = False) -> None:
         table.add_column("cached", no_wrap=True)
         table.add_column("path", overflow="fold", ratio=3)
         for model in KNOWN_MODELS.values():
-            status = hub.cache_status(hub.Target(model.repo_id, model.filename, label=model.name, known=model))
+            status = hub.cache_status(
+                hub.Target(model.repo_id, model.filename, label=model.name, known=model)
+            )
             size = status.size if status.size is not None else model.size_bytes
             if status.path is None:
                 cached, where = "[dim]no[/]", f"[dim]{escape(model.reference)}[/]"
@@ -138,8 +140,12 @@ def models(debug: DebugOpt = False) -> None:
                 where = escape(_tilde(status.path))
             name = model.name + (" [dim](default)[/]" if model.name == DEFAULT_MODEL else "")
             table.add_row(
-                name, escape(model.description), decimal(size) if size else "?",
-                escape(model.license), cached, where,
+                name,
+                escape(model.description),
+                decimal(size) if size else "?",
+                escape(model.license),
+                cached,
+                where,
             )
         # Piped (not a terminal), nothing is wrapped: a path or a description broken over
         # lines at 80 columns is no use to grep or a script. Each row is one line.

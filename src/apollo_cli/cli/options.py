@@ -19,13 +19,15 @@ from .console import print_error
 ModelOpt = Annotated[
     str,
     typer.Option(
-        "--model", "-m",
+        "--model",
+        "-m",
         help="Known model name (see apollo models), Hub file owner/repo/path/file (add @revision to pin one), or checkpoint file.",
         show_default=True,
     ),
 ]
 DeviceOpt = Annotated[
-    str, typer.Option("--device", "-d", help="auto, cpu, cuda, cuda:N or mps (auto: CUDA, then MPS, then CPU).")
+    str,
+    typer.Option("--device", "-d", help="auto, cpu, cuda, cuda:N or mps (auto: CUDA, then MPS, then CPU)."),
 ]
 #: The shortest ``--chunk-seconds`` accepted.
 MIN_CHUNK_SECONDS = 0.01
@@ -53,20 +55,24 @@ def _check_chunk_seconds(value: float) -> float:
 ChunkOpt = Annotated[
     float,
     typer.Option(
-        "--chunk-seconds", callback=_check_chunk_seconds,
+        "--chunk-seconds",
+        callback=_check_chunk_seconds,
         help="Audio per inference chunk (seconds, at least 0.01); bounds memory. Output does not depend on it.",
     ),
 ]
 BatchOpt = Annotated[
     int | None,
     typer.Option(
-        "--batch-size", min=1,
+        "--batch-size",
+        min=1,
         help="Chunks run together on the device. Default: 1 on a CPU; on a GPU as many as fit in free memory (up to 16).",
     ),
 ]
 BitDepthOpt = Annotated[
     int | None,
-    typer.Option("--bit-depth", help="16, 24 or 32 (WAV only: float). Default: 24 for FLAC, 32-bit float for WAV."),
+    typer.Option(
+        "--bit-depth", help="16, 24 or 32 (WAV only: float). Default: 24 for FLAC, 32-bit float for WAV."
+    ),
 ]
 PrecisionOpt = Annotated[
     str,
@@ -104,7 +110,8 @@ OfflineOpt = Annotated[
 CutoffOpt = Annotated[
     str,
     typer.Option(
-        "--cutoff", metavar="auto|HZ|off",
+        "--cutoff",
+        metavar="auto|HZ|off",
         help="Low-pass the input here before the model (linear phase, flat to the cutoff). "
         "auto: at the file's measured bandwidth (what apollo inspect reports). HZ as 16000, 16k or 16kHz.",
     ),
@@ -112,7 +119,8 @@ CutoffOpt = Annotated[
 KeepLowsOpt = Annotated[
     str,
     typer.Option(
-        "--keep-lows", metavar="auto|HZ|off",
+        "--keep-lows",
+        metavar="auto|HZ|off",
         help="Keep the input below this crossover and the restoration above it (linear-phase, "
         "complementary). auto: 1.5 kHz below the file's measured bandwidth.",
     ),
@@ -120,7 +128,8 @@ KeepLowsOpt = Annotated[
 StereoOpt = Annotated[
     str,
     typer.Option(
-        "--stereo", metavar="lr|mid-side",
+        "--stereo",
+        metavar="lr|mid-side",
         help="lr: restore left and right; mid-side: restore (L+R)/2 and (L-R)/2, then turn them back.",
     ),
 ]

@@ -41,20 +41,30 @@ from .progress import Display, format_duration
 def restore(
     input: Annotated[
         Path,
-        typer.Argument(help="Audio file to restore (MP3, WAV, FLAC, OGG, M4A, ...); - reads standard input.", show_default=False),
+        typer.Argument(
+            help="Audio file to restore (MP3, WAV, FLAC, OGG, M4A, ...); - reads standard input.",
+            show_default=False,
+        ),
     ],
     output: Annotated[
         # Text, not Path: Path drops the trailing '/' that shows a folder was meant.
         str | None,
         typer.Option(
-            "--output", "-o", metavar="FILE",
+            "--output",
+            "-o",
+            metavar="FILE",
             help="WAV or FLAC file to write; - writes standard output (with --format). "
             "Default: <input stem>.restored.wav beside the input.",
         ),
     ] = None,
     format: Annotated[
         str | None,
-        typer.Option("--format", "-f", help="flac or wav, for -o - (standard output); otherwise the extension decides.", show_default=False),
+        typer.Option(
+            "--format",
+            "-f",
+            help="flac or wav, for -o - (standard output); otherwise the extension decides.",
+            show_default=False,
+        ),
     ] = None,
     model: ModelOpt = DEFAULT_MODEL,
     device: DeviceOpt = "auto",
@@ -73,7 +83,11 @@ def restore(
     offline: OfflineOpt = False,
     spectrogram: Annotated[
         Path | None,
-        typer.Option("--spectrogram", help="Also draw before/after spectrograms to this PNG (needs matplotlib: the plot extra).", show_default=False),
+        typer.Option(
+            "--spectrogram",
+            help="Also draw before/after spectrograms to this PNG (needs matplotlib: the plot extra).",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """Restore one audio file and write WAV or FLAC at 44.1 kHz."""
@@ -82,18 +96,26 @@ def restore(
     from ..decoding import STDIO
 
     if spectrogram is not None:  # before any work: matplotlib installed, the PNG writable, not a file of ours
-        check_spectrogram_option(spectrogram, overwrite=overwrite, debug=debug, protected=_protected(input, output))
+        check_spectrogram_option(
+            spectrogram, overwrite=overwrite, debug=debug, protected=_protected(input, output)
+        )
     # SIGTERM/SIGHUP stop like Ctrl-C: temporaries removed, one line, exit 143/129.
     with reported_errors(debug), stop_signals_interrupt(), contextlib.ExitStack() as stack:
         options = RestoreOptions(
-            chunk_seconds=chunk_seconds, batch_size=batch_size, precision=precision, compile=compile,
-            cutoff=parse_frequency("--cutoff", cutoff), keep_lows=parse_frequency("--keep-lows", keep_lows),
+            chunk_seconds=chunk_seconds,
+            batch_size=batch_size,
+            precision=precision,
+            compile=compile,
+            cutoff=parse_frequency("--cutoff", cutoff),
+            keep_lows=parse_frequency("--keep-lows", keep_lows),
             stereo=stereo,
         )
         reading_stdin = str(input) == STDIO
         to_stdout = output is not None and str(output) == STDIO
         if reading_stdin and output is None:
-            raise OptionError("reading standard input (-) needs an output: pass -o FILE, or -o - with --format")
+            raise OptionError(
+                "reading standard input (-) needs an output: pass -o FILE, or -o - with --format"
+            )
         if to_stdout:
             if format is None or format.lower() not in ("flac", "wav"):
                 raise OptionError("writing standard output (-o -) needs --format flac or --format wav")
@@ -101,7 +123,9 @@ def restore(
             target = scratch / f"restored.{format.lower()}"
         else:
             if format is not None:
-                raise OptionError("--format is for -o - (standard output); otherwise the output's extension decides")
+                raise OptionError(
+                    "--format is for -o - (standard output); otherwise the output's extension decides"
+                )
             target = Path(output) if output is not None else api.default_output_path(input)
         # Cheap checks first: a bad output or input fails before a model is loaded or downloaded
         # (the output as typed: a trailing '/' says a folder was meant).
@@ -137,7 +161,11 @@ def restore(
         if not quiet:
             speed = result.duration / result.elapsed if result.elapsed > 0 else float("inf")
             layout = {1: "mono", 2: "stereo"}.get(result.channels, f"{result.channels} channels")
-            depth = "32-bit float" if result.format == "WAV" and result.bit_depth == 32 else f"{result.bit_depth}-bit"
+            depth = (
+                "32-bit float"
+                if result.format == "WAV" and result.bit_depth == 32
+                else f"{result.bit_depth}-bit"
+            )
             where = "standard output" if to_stdout else str(result.output)
             report.print(
                 f"wrote {where} ({format_duration(result.duration)}, "

@@ -87,57 +87,108 @@ def _rules() -> list[_Rule]:
     return [
         # "Not cached and the Hub could not be asked": the reason is its cause.
         _Rule((LocalEntryNotFoundError,), None, lambda e, t: ""),
-        _Rule((GatedRepoError,), ModelAccessError, lambda e, t: (
-            f"{t.repo_id} is gated: accept its terms at {endpoint_url()}/{t.repo_id} "
-            "and log in (hf auth login) or set HF_TOKEN"
-        )),
-        _Rule((RevisionNotFoundError,), ModelNotFoundError, lambda e, t: (
-            f"revision '{_revision(t)}' does not exist in {t.repo_id}"
-        )),
-        _Rule((EntryNotFoundError,), ModelNotFoundError, lambda e, t: (
-            f"file {t.filename} does not exist in {t.repo_id} at revision '{_revision(t)}'"
-        )),
-        _Rule((RepositoryNotFoundError,), ModelNotFoundError, lambda e, t: (
-            f"Hub repository {t.repo_id} does not exist or is private"
-            + (" (and there is no local file of that name)" if t.label and "/" in t.label else "")
-            + "; check the name, or log in (hf auth login) if it is yours"
-        )),
-        _Rule((HfHubHTTPError,), ModelAccessError, lambda e, t: (
-            f"the Hub refused access to {t.repo_id} (HTTP {status(e)}); log in (hf auth login) "
-            "or set HF_TOKEN with a token that can read it"
-        ), when=lambda e: status(e) in (401, 403)),
-        _Rule((HfHubHTTPError,), HubUnreachableError, lambda e, t: (
-            f"the Hub at {endpoint_host()} answered HTTP {status(e)} for {t.where}; try again later"
-        ), when=lambda e: status(e) is not None),
-        _Rule((OfflineModeIsEnabled,), ModelNotCachedError, lambda e, t: (
-            f"model file {t.where} is not in the cache and huggingface_hub is in offline mode; "
-            f"run '{t.download_command}' where there is a network"
-        )),
-        _Rule((FileMetadataError,), HubUnreachableError, lambda e, t: (
-            f"{endpoint_host()} does not answer like the Hugging Face Hub for {t.where}; "
-            "check HF_ENDPOINT and your proxy or firewall"
-        )),
-        _Rule(transport("ProxyError"), HubUnreachableError, lambda e, t: (
-            f"the proxy refused the connection to {endpoint_host()} ({_reason(e)}); check your proxy settings"
-        )),
-        _Rule((*transport("TimeoutException"), TimeoutError), HubUnreachableError, lambda e, t: (
-            f"the Hugging Face Hub at {endpoint_host()} did not answer within {metadata_timeout():g} s "
-            f"while fetching {t.where}; check your network (HF_HUB_ETAG_TIMEOUT sets the wait), "
-            "or use --offline with a cached model"
-        )),
-        _Rule(no_connection, HubUnreachableError, lambda e, t: (
-            f"cannot reach the Hugging Face Hub at {endpoint_host()} to fetch {t.where} ({_reason(e)}); "
-            "check your network, proxy or HF_ENDPOINT, or use --offline with a cached model"
-        )),
-        _Rule((*transport("ProtocolError"), *transport("NetworkError")), DownloadError, lambda e, t: (
-            f"the download of {t.where} was interrupted ({_reason(e)}); nothing was kept, "
-            "run the command again"
-        )),
+        _Rule(
+            (GatedRepoError,),
+            ModelAccessError,
+            lambda e, t: (
+                f"{t.repo_id} is gated: accept its terms at {endpoint_url()}/{t.repo_id} "
+                "and log in (hf auth login) or set HF_TOKEN"
+            ),
+        ),
+        _Rule(
+            (RevisionNotFoundError,),
+            ModelNotFoundError,
+            lambda e, t: f"revision '{_revision(t)}' does not exist in {t.repo_id}",
+        ),
+        _Rule(
+            (EntryNotFoundError,),
+            ModelNotFoundError,
+            lambda e, t: f"file {t.filename} does not exist in {t.repo_id} at revision '{_revision(t)}'",
+        ),
+        _Rule(
+            (RepositoryNotFoundError,),
+            ModelNotFoundError,
+            lambda e, t: (
+                f"Hub repository {t.repo_id} does not exist or is private"
+                + (" (and there is no local file of that name)" if t.label and "/" in t.label else "")
+                + "; check the name, or log in (hf auth login) if it is yours"
+            ),
+        ),
+        _Rule(
+            (HfHubHTTPError,),
+            ModelAccessError,
+            lambda e, t: (
+                f"the Hub refused access to {t.repo_id} (HTTP {status(e)}); log in (hf auth login) "
+                "or set HF_TOKEN with a token that can read it"
+            ),
+            when=lambda e: status(e) in (401, 403),
+        ),
+        _Rule(
+            (HfHubHTTPError,),
+            HubUnreachableError,
+            lambda e, t: (
+                f"the Hub at {endpoint_host()} answered HTTP {status(e)} for {t.where}; try again later"
+            ),
+            when=lambda e: status(e) is not None,
+        ),
+        _Rule(
+            (OfflineModeIsEnabled,),
+            ModelNotCachedError,
+            lambda e, t: (
+                f"model file {t.where} is not in the cache and huggingface_hub is in offline mode; "
+                f"run '{t.download_command}' where there is a network"
+            ),
+        ),
+        _Rule(
+            (FileMetadataError,),
+            HubUnreachableError,
+            lambda e, t: (
+                f"{endpoint_host()} does not answer like the Hugging Face Hub for {t.where}; "
+                "check HF_ENDPOINT and your proxy or firewall"
+            ),
+        ),
+        _Rule(
+            transport("ProxyError"),
+            HubUnreachableError,
+            lambda e, t: (
+                f"the proxy refused the connection to {endpoint_host()} ({_reason(e)}); check your proxy settings"
+            ),
+        ),
+        _Rule(
+            (*transport("TimeoutException"), TimeoutError),
+            HubUnreachableError,
+            lambda e, t: (
+                f"the Hugging Face Hub at {endpoint_host()} did not answer within {metadata_timeout():g} s "
+                f"while fetching {t.where}; check your network (HF_HUB_ETAG_TIMEOUT sets the wait), "
+                "or use --offline with a cached model"
+            ),
+        ),
+        _Rule(
+            no_connection,
+            HubUnreachableError,
+            lambda e, t: (
+                f"cannot reach the Hugging Face Hub at {endpoint_host()} to fetch {t.where} ({_reason(e)}); "
+                "check your network, proxy or HF_ENDPOINT, or use --offline with a cached model"
+            ),
+        ),
+        _Rule(
+            (*transport("ProtocolError"), *transport("NetworkError")),
+            DownloadError,
+            lambda e, t: (
+                f"the download of {t.where} was interrupted ({_reason(e)}); nothing was kept, "
+                "run the command again"
+            ),
+        ),
         # huggingface_hub's size check after a transfer (a plain OSError).
-        _Rule((OSError,), DownloadError, lambda e, t: (
-            f"the download of {t.where} came out the wrong size (the connection dropped?); "
-            "nothing was kept, run the command again"
-        ), when=lambda e: "Consistency check failed" in str(e)),
+        _Rule(
+            (OSError,),
+            DownloadError,
+            lambda e, t: (
+                f"the download of {t.where} came out the wrong size (the connection dropped?); "
+                "nothing was kept, run the command again"
+            ),
+            when=lambda e: "Consistency check failed" in str(e),
+        ),
     ]
 
 

@@ -115,8 +115,11 @@ def locate(source: str | os.PathLike[str], revision: str | None = None) -> Path 
         entry = known_model(name)
         if entry is not None:
             return Target(
-                entry.repo_id, entry.filename, _one_revision(rev.strip() if at else None, revision, text),
-                label=text, known=entry,
+                entry.repo_id,
+                entry.filename,
+                _one_revision(rev.strip() if at else None, revision, text),
+                label=text,
+                known=entry,
             )
     path = Path(text).expanduser()
     if path.exists():
@@ -129,11 +132,18 @@ def locate(source: str | os.PathLike[str], revision: str | None = None) -> Path 
     if ref is not None:
         repo_id, filename, ref_revision = ref
         return Target(
-            repo_id, filename, _one_revision(ref_revision, revision, text),
-            label=text, known=known_model_at(repo_id, filename),
+            repo_id,
+            filename,
+            _one_revision(ref_revision, revision, text),
+            label=text,
+            known=known_model_at(repo_id, filename),
         )
     parts = text.split("/")
-    if len(parts) == 2 and all(_NAME_PART.match(p) for p in parts) and path.suffix.lower() not in _CHECKPOINT_SUFFIXES:
+    if (
+        len(parts) == 2
+        and all(_NAME_PART.match(p) for p in parts)
+        and path.suffix.lower() not in _CHECKPOINT_SUFFIXES
+    ):
         raise ModelError(
             f"'{text}' is not a file; for a Hub repository name the file too: {text}/path/to/model.ckpt"
         )

@@ -29,8 +29,11 @@ def metadata(target: Target) -> Any:
 
     url = hf_hub_url(target.repo_id, target.filename, revision=target.revision, endpoint=endpoint())
     return get_hf_file_metadata(
-        url, timeout=metadata_timeout(), endpoint=endpoint(),
-        library_name="apollo-cli", library_version=__version__,
+        url,
+        timeout=metadata_timeout(),
+        endpoint=endpoint(),
+        library_name="apollo-cli",
+        library_version=__version__,
     )
 
 
