@@ -400,3 +400,16 @@ def test_cli_batch_skip_restored(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "1 restoration left alone" in result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["song.flac"]
+
+
+def test_provenance_names_the_hub_commit_a_cached_model_came_from(tmp_path: Path) -> None:
+    from apollo_cli.provenance import ModelSource
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = tmp_path / "models--JusperLee--Apollo" / "snapshots" / commit / "pytorch_model.bin"
+    snapshot.parent.mkdir(parents=True)
+    snapshot.write_bytes(b"weights")
+    digest = "9a129038d9a0"  # sha256(b"weights")[:12]
+    assert ModelSource("mp3", None, snapshot).describe() == f"model mp3@0123456789ab sha256:{digest}"
+    assert ModelSource("mp3", "v2", snapshot).describe() == f"model mp3@v2 sha256:{digest}"
+    assert ModelSource("mp3@v2", "v2", snapshot).describe() == f"model mp3@v2 sha256:{digest}"

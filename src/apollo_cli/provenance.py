@@ -2,7 +2,8 @@
 
 Every output carries a tag (:data:`apollo_cli.tags.PROVENANCE_KEY`) whose value names
 the apollo-cli version, the model (the name or file it was loaded from, the revision
-asked for, the first 12 hex digits of the checkpoint's SHA-256) and the settings that
+asked for or the Hub commit it was downloaded at, the first 12 hex digits of the
+checkpoint's SHA-256) and the settings that
 change the output, for example::
 
     apollo-cli 0.1.0; model mp3 sha256:99d9af7f1ff2; precision=fp32 cutoff=16000 keep-lows=14500
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,11 +51,22 @@ class ModelSource:
             self._sha256 = digest.hexdigest()
         return self._sha256
 
+    @property
+    def commit(self) -> str | None:
+        """The Hub commit of a checkpoint in huggingface_hub's cache (``.../snapshots/<commit>/...``)."""
+        parts = self.path.parts
+        for i, part in enumerate(parts[:-1]):
+            if part == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", parts[i + 1]):
+                return parts[i + 1]
+        return None
+
     def describe(self) -> str:
-        """``model NAME[@REVISION] sha256:PREFIX``."""
+        """``model NAME[@REVISION] sha256:PREFIX``; a Hub file's revision is the commit it came from."""
         name = os.path.basename(self.reference) if Path(self.reference).exists() else self.reference
-        revision = f"@{self.revision}" if self.revision and "@" not in name else ""
-        return f"model {name}{revision} sha256:{self.sha256[:SHA256_DIGITS]}"
+        commit = self.commit
+        revision = self.revision or (commit[:SHA256_DIGITS] if commit else None)
+        at = f"@{revision}" if revision and "@" not in name else ""
+        return f"model {name}{at} sha256:{self.sha256[:SHA256_DIGITS]}"
 
 
 def describe(model: Apollo | None, options: RestoreOptions | None) -> str:
