@@ -45,6 +45,16 @@ def make_music(seconds: float, sample_rate: int = 44100, channels: int = 2, seed
 runner = CliRunner()
 
 
+def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """Signal-to-noise ratio of ``estimate`` against ``reference``, in dB (``inf`` when equal)."""
+    noise = float(np.sum((reference.astype(np.float64) - estimate) ** 2))
+    return (
+        float("inf")
+        if noise == 0
+        else float(10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / noise))
+    )
+
+
 def run_cli(*args: str | os.PathLike[str]) -> Result:
     """``apollo ARGS...`` in-process, stdout and stderr captured separately."""
     from apollo_cli.cli import app

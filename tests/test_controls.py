@@ -14,6 +14,7 @@ from apollo_cli import OptionError, RestoreOptions, controls, filters
 from apollo_cli.analysis import inspect_file
 from apollo_cli.analysis.bandwidth import long_term_spectrum, long_term_spectrum_blocks
 from apollo_cli.options import CROSSOVER_WIDTH_HZ, CUTOFF_TRANSITION_HZ, parse_frequency
+from helpers import snr_db
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RATE = 44100
@@ -22,11 +23,6 @@ RATE = 44100
 @pytest.fixture(scope="module")
 def model() -> apollo_cli.Apollo:
     return apollo_cli.load_model(FIXTURES / "tiny_official_format.bin", device="cpu")
-
-
-def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
-    noise = float(np.sum((reference.astype(np.float64) - estimate) ** 2))
-    return float("inf") if noise == 0 else 10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / noise)
 
 
 def noise(seconds: float, channels: int = 2, seed: int = 0) -> np.ndarray:

@@ -12,6 +12,7 @@ import torch
 
 import apollo_cli
 from apollo_cli import InputError, OptionError, RestoreOptions, batch
+from helpers import snr_db
 
 FIXTURES = Path(__file__).parent / "fixtures"
 #: Whether this CPU runs bfloat16 products (AVX-512 BF16 or AMX); CI machines vary.
@@ -21,11 +22,6 @@ BF16_CPU = torch.ops.mkldnn._is_mkldnn_bf16_supported()
 @pytest.fixture(scope="module")
 def model() -> apollo_cli.Apollo:
     return apollo_cli.load_model(FIXTURES / "tiny_official_format.bin", device="cpu")
-
-
-def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
-    noise = float(np.sum((reference.astype(np.float64) - estimate) ** 2))
-    return float("inf") if noise == 0 else 10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / noise)
 
 
 @pytest.mark.parametrize("samples", [442, 441 * 3 + 1, 22050, 44100 * 2 + 123, 44100 * 6])

@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from ..options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, RestoreOptions, parse_frequency
+from ..options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS
 from ..registry import DEFAULT_MODEL
 from . import app, interrupted_status, reported_errors, signal_name, stop_signals_interrupt
 from .console import display_console, err, out
@@ -41,6 +41,7 @@ from .options import (
     QuietOpt,
     RevisionOpt,
     StereoOpt,
+    restore_options,
 )
 from .progress import Display, format_duration
 
@@ -141,15 +142,7 @@ def batch(
     with reported_errors(debug), stop_signals_interrupt():
         chosen_shard = lib.parse_shard(shard) if shard is not None else None
         bits = lib.check_bit_depth(fmt.value, bit_depth)
-        options = RestoreOptions(
-            chunk_seconds=chunk_seconds,
-            batch_size=batch_size,
-            precision=precision,
-            compile=compile,
-            cutoff=parse_frequency("--cutoff", cutoff),
-            keep_lows=parse_frequency("--keep-lows", keep_lows),
-            stereo=stereo,
-        )
+        options = restore_options(chunk_seconds, batch_size, precision, compile, cutoff, keep_lows, stereo)
         devices = lib.parse_devices(device)
         for target in dict.fromkeys(devices):  # an unsupported --precision fails before any work
             options.check(target)

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from ..errors import OptionError
+from ..options import RestoreOptions, parse_frequency
 from .console import print_error
 
 ModelOpt = Annotated[
@@ -133,3 +134,24 @@ StereoOpt = Annotated[
         help="lr: restore left and right; mid-side: restore (L+R)/2 and (L-R)/2, then turn them back.",
     ),
 ]
+
+
+def restore_options(
+    chunk_seconds: float,
+    batch_size: int | None,
+    precision: str,
+    compile: bool,
+    cutoff: str,
+    keep_lows: str,
+    stereo: str,
+) -> RestoreOptions:
+    """The :class:`RestoreOptions` that the restoration options above give (bad values: one ``OptionError`` line)."""
+    return RestoreOptions(
+        chunk_seconds=chunk_seconds,
+        batch_size=batch_size,
+        precision=precision,
+        compile=compile,
+        cutoff=parse_frequency("--cutoff", cutoff),
+        keep_lows=parse_frequency("--keep-lows", keep_lows),
+        stereo=stereo,
+    )

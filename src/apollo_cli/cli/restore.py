@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import OptionError
-from ..options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, RestoreOptions, parse_frequency
+from ..options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS
 from ..registry import DEFAULT_MODEL
 from . import app, reported_errors, stop_signals_interrupt
 from .console import display_console, err, out
@@ -32,6 +32,7 @@ from .options import (
     QuietOpt,
     RevisionOpt,
     StereoOpt,
+    restore_options,
 )
 from .pictures import check_spectrogram_option, draw_restore_spectrogram
 from .progress import Display, format_duration
@@ -101,15 +102,7 @@ def restore(
         )
     # SIGTERM/SIGHUP stop like Ctrl-C: temporaries removed, one line, exit 143/129.
     with reported_errors(debug), stop_signals_interrupt(), contextlib.ExitStack() as stack:
-        options = RestoreOptions(
-            chunk_seconds=chunk_seconds,
-            batch_size=batch_size,
-            precision=precision,
-            compile=compile,
-            cutoff=parse_frequency("--cutoff", cutoff),
-            keep_lows=parse_frequency("--keep-lows", keep_lows),
-            stereo=stereo,
-        )
+        options = restore_options(chunk_seconds, batch_size, precision, compile, cutoff, keep_lows, stereo)
         reading_stdin = str(input) == STDIO
         to_stdout = output is not None and str(output) == STDIO
         if reading_stdin and output is None:
