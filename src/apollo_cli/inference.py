@@ -257,7 +257,7 @@ def restore_stream(
             for batch in batches:
                 deliver(batch, run(torch.stack([window for _, window in batch]), batch[0][0].keep))
         else:
-            _run_streams(plan, batches, run, deliver, lambda: _stream_context(device, options.precision))
+            _run_streams(plan, model, batches, run, deliver, lambda: _stream_context(device, options.precision))
     controls.finish()
     return done
 
@@ -272,6 +272,7 @@ def _stream_context(device: torch.device, precision: str) -> contextlib.Abstract
 
 def _run_streams(
     plan: StreamPlan,
+    model: Apollo,
     batches: Iterable[list[tuple[Chunk, Tensor]]],
     run: Callable[[Tensor, tuple[int, int]], Tensor],
     deliver: Callable[[list[tuple[Chunk, Tensor]], Tensor], None],
@@ -289,7 +290,7 @@ def _run_streams(
         batch, parts = pending.popleft()
         deliver(batch, torch.cat([part.result() for part in parts], dim=1))
 
-    with stream_pool(plan, context) as pool:
+    with stream_pool(plan, model, context) as pool:
         for batch in batches:
             stacked = torch.stack([window for _, window in batch])
             keep = batch[0][0].keep

@@ -15,6 +15,12 @@ against the one-stream path, on the test model and on the full-size one), and th
 restored windows are still handed on in order. Memory grows with K: each stream
 holds one window's working set.
 
+A restore that is abandoned (Ctrl-C, a failing write, ``apollo batch`` stopping) stops
+its streams within one model block: each stream checks, before every block of the
+model, whether its restore was abandoned, and the pool waits for them before it
+returns. No stream outlives its restore, so none can be inside PyTorch when the
+process exits (which aborts the process).
+
 PyTorch's thread count is a per-thread setting here (OpenMP's, set in each worker)
 with a process-wide default that new threads start from; :func:`stream_pool` puts
 that default back when it ends.
@@ -91,6 +97,23 @@ def windows_in(total: int | None, core: int, channels: int) -> int | None:
     return None if not total else math.ceil(total / core) * channels
 
 
+class Abandoned(BaseException):
+    """Raised inside a stream, at a model block's start, once its restore was abandoned.
+
+    A BaseException, so that no ``except Exception`` on the way turns it into a result.
+    """
+
+
+_local = threading.local()
+
+
+def _stop_if_abandoned(module: torch.nn.Module, args: object) -> None:
+    """A forward pre-hook: in a stream whose restore was abandoned, stop before this block."""
+    event = getattr(_local, "abandoned", None)
+    if event is not None and event.is_set():
+        raise Abandoned
+
+
 class _Pool:
     """K daemon threads taking calls from one queue, each on its own thread count."""
 
@@ -100,8 +123,8 @@ class _Pool:
         self._queue: queue.Queue[tuple[Future[object], Callable[[], object]] | None] = queue.Queue()
         self._plan = plan
         self._context = context
-        # Daemon threads: an interrupted restore must not keep the process alive for the
-        # rest of a window; what they were computing is dropped.
+        self.abandoned = threading.Event()
+        # Daemon threads, as a last resort: the pool waits for them in any case.
         self._threads = [
             threading.Thread(target=self._work, name=f"apollo-stream-{i}", daemon=True)
             for i in range(plan.streams)
@@ -118,6 +141,7 @@ class _Pool:
     def _work(self) -> None:
         # Per thread (OpenMP's setting for this thread), and so are autocast and inference mode.
         torch.set_num_threads(self._plan.threads)
+        _local.abandoned = self.abandoned
         with self._context():
             while True:
                 item = self._queue.get()
@@ -133,9 +157,10 @@ class _Pool:
                 else:
                     future.set_result(result)
 
-    def close(self, wait: bool) -> None:
-        """Stop the workers; without ``wait``, drop queued calls and leave running ones to finish alone."""
-        if not wait:
+    def close(self, abandon: bool) -> None:
+        """Stop the workers, after their queued calls or (``abandon``) at their next model block."""
+        if abandon:
+            self.abandoned.set()
             while True:
                 try:
                     item = self._queue.get_nowait()
@@ -145,30 +170,35 @@ class _Pool:
                     item[0].cancel()
         for _ in self._threads:
             self._queue.put(None)
-        if wait:
-            for thread in self._threads:
-                thread.join()
+        for thread in self._threads:
+            thread.join()
 
 
 @contextlib.contextmanager
 def stream_pool(
-    plan: StreamPlan, context: Callable[[], contextlib.AbstractContextManager[object]]
+    plan: StreamPlan, model: torch.nn.Module, context: Callable[[], contextlib.AbstractContextManager[object]]
 ) -> Iterator[_Pool]:
-    """Workers for ``plan``, each running its calls inside ``context()`` (inference mode, autocast).
+    """Workers for ``plan`` that run ``model``, each running its calls inside ``context()``
+    (inference mode, autocast).
 
-    On the way out the workers are stopped (after their work, or at once when the body
-    raised: queued calls are dropped, a running one finishes in the background) and the
-    process-wide thread count is put back as the calling thread had it.
+    On the way out the workers are stopped and waited for: after their work, or when
+    the body raised, at their next block of ``model`` (queued calls are dropped). Then
+    the process-wide thread count is put back as the calling thread had it.
     """
     before = torch.get_num_threads()
+    # On every submodule: only those the model calls as modules (its blocks) ever run them,
+    # and only a stream of an abandoned restore is stopped by them.
+    hooks = [module.register_forward_pre_hook(_stop_if_abandoned) for module in model.modules()]
     pool = _Pool(plan, context)
     try:
         yield pool
     except BaseException:
-        pool.close(wait=False)
+        pool.close(abandon=True)
         raise
     else:
-        pool.close(wait=True)
+        pool.close(abandon=False)
     finally:
+        for hook in hooks:
+            hook.remove()
         # The workers' set_num_threads changed the default that new threads start from.
         torch.set_num_threads(before)
