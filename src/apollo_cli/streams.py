@@ -76,9 +76,9 @@ def plan_streams(
     (TorchInductor's CPU kernels fix their thread count when compiled), one stream.
     Picked: one stream per thread, at most :data:`MAX_AUTO_STREAMS` and no more than
     there are windows, each stream with an equal share of the threads. Measured on
-    2 AVX-512 cores: two single-thread streams took 0.88 of the time of one stream on
-    two threads (bf16; fp32 0.93 to 0.37 as the machine was quiet or busy), at the
-    same CPU time; see docs/performance.md.
+    2 AVX-512 cores shared with other work: two single-thread streams took 0.72-0.88
+    of the wall time of one stream on two threads in bf16, 0.94-1.08 in fp32, at the
+    same CPU time; never measurably slower. See docs/performance.md.
     """
     threads = threads or torch.get_num_threads()
     if device.type != "cpu" or compiled:
