@@ -26,7 +26,7 @@ Three parts, each printed as a table:
 ``--threads 1 2 --streams 1`` is one product split over 1 or 2 threads, ``--streams 2``
 two single-thread streams (:mod:`apollo_cli.streams`), ``auto`` what the library picks.
 
-    python benchmarks/bench.py                        # 10 s stereo, fp32 and bf16 (about a minute)
+    python benchmarks/bench.py                        # 6 s stereo, fp32 and bf16 (about a minute)
     python benchmarks/bench.py --seconds 30 --repeat 3                # the README's figures
     python benchmarks/bench.py --precision fp32 --streams 1 2 auto   # streams against threads, and
                                                                       # fp32 outputs compared exactly
@@ -351,7 +351,7 @@ def load_line() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, nargs="+", default=[10.0], help="audio lengths (default 10)")
+    parser.add_argument("--seconds", type=float, nargs="+", default=[6.0], help="audio lengths (default 6 s)")
     parser.add_argument("--precision", nargs="+", default=None, choices=["fp32", "bf16", "fp16"],
                         help="default: fp32, and bf16 where the CPU has it")
     parser.add_argument("--chunk-seconds", type=float, nargs="+", default=[None], help="default: the library's")
@@ -394,7 +394,7 @@ def main() -> None:
     from apollo_cli.options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS
 
     if args.quick:
-        args.seconds = [1.0] if args.seconds == [10.0] else args.seconds
+        args.seconds = [1.0] if args.seconds == [6.0] else args.seconds
         args.measure_seconds = min(args.measure_seconds, 0.05)
     if args.precision is None:
         args.precision = ["fp32"] + (["bf16"] if torch.ops.mkldnn._is_mkldnn_bf16_supported() else [])
