@@ -127,8 +127,9 @@ def model_flop_per_second(config) -> float:  # type: ignore[no-untyped-def]
     return product_flop_per_second(config) + 2 * attention_macs * config.sample_rate / config.hop * 2
 
 
-def _parallel_rate(make: Callable[[], tuple[Callable[[], object], float]], threads: int, streams: int,
-                   seconds: float) -> float:
+def _parallel_rate(
+    make: Callable[[], tuple[Callable[[], object], float]], threads: int, streams: int, seconds: float
+) -> float:
     """GFLOP/s of ``make()``'s call (which does the returned FLOP) run back to back for ``seconds``.
 
     ``streams == 1``: one caller on ``threads`` threads; otherwise ``streams`` callers at
@@ -199,6 +200,7 @@ def gemm_makers(precision: str, size: int) -> dict[str, Callable[[], tuple[Calla
     from apollo_cli.model import USE_ONEDNN
 
     if USE_ONEDNN:
+
         def packed() -> tuple[Callable[[], object], float]:
             x, w = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
             w = torch.ops.mkldnn._reorder_linear_weight(w, size)
@@ -208,19 +210,28 @@ def gemm_makers(precision: str, size: int) -> dict[str, Callable[[], tuple[Calla
     return makers
 
 
-def gemm_peak(precision: str, configs: list[tuple[int, int]], size: int, seconds: float) -> dict[tuple[int, int], float]:
+def gemm_peak(
+    precision: str, configs: list[tuple[int, int]], size: int, seconds: float
+) -> dict[tuple[int, int], float]:
     """Best big-GEMM GFLOP/s over :func:`gemm_makers` for each ``(threads, streams)``."""
     return {
-        (threads, streams): max(_parallel_rate(make, threads, streams, seconds)
-                                for make in gemm_makers(precision, size).values())
+        (threads, streams): max(
+            _parallel_rate(make, threads, streams, seconds) for make in gemm_makers(precision, size).values()
+        )
         for threads, streams in configs
     }
 
 
 def model_products(n: int) -> list[tuple[str, int, int, int, str]]:
     """``(name, in, out, count per token per layer, epilogue)`` of one layer's products."""
-    return [("qkv", n, 3 * n, 1, ""), ("attention out", n, n, 1, ""), ("MLP up", n, 8 * n, 1, "silu+gate"),
-            ("MLP down", 4 * n, n, 1, ""), ("time up", n, 4 * n, 3, "bias+silu"), ("time down", 4 * n, n, 3, "bias")]
+    return [
+        ("qkv", n, 3 * n, 1, ""),
+        ("attention out", n, n, 1, ""),
+        ("MLP up", n, 8 * n, 1, "silu+gate"),
+        ("MLP down", 4 * n, n, 1, ""),
+        ("time up", n, 4 * n, 3, "bias+silu"),
+        ("time down", 4 * n, n, 3, "bias"),
+    ]
 
 
 def product_makers(precision: str, dim_in: int, dim_out: int, epilogue: str, rows: int, with_epilogue: bool):  # type: ignore[no-untyped-def]
@@ -296,12 +307,19 @@ def run_one(args: argparse.Namespace) -> None:
                 torch.cuda.synchronize(device)
             first.append(time.perf_counter())
 
-    options = RestoreOptions(chunk_seconds=args.chunk_seconds, batch_size=args.batch_size, precision=args.precision,
-                             compile=args.compile == "yes", streams=None if args.streams == "auto" else int(args.streams))
+    options = RestoreOptions(
+        chunk_seconds=args.chunk_seconds,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        compile=args.compile == "yes",
+        streams=None if args.streams == "auto" else int(args.streams),
+    )
     reset_peak_rss()
     start = time.perf_counter()
     cpu_start = time.process_time()
-    result = apollo_cli.restore_file(model, source, target, progress=progress, carry_tags=False, options=options)
+    result = apollo_cli.restore_file(
+        model, source, target, progress=progress, carry_tags=False, options=options
+    )
     elapsed = time.perf_counter() - start
     record = {
         "precision": args.precision,
@@ -325,7 +343,11 @@ def run_one(args: argparse.Namespace) -> None:
 
 def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
     noise = np.sum((reference.astype(np.float64) - estimate) ** 2)
-    return float("inf") if noise == 0 else float(10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / noise))
+    return (
+        float("inf")
+        if noise == 0
+        else float(10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / noise))
+    )
 
 
 def machine_line() -> str:
@@ -337,9 +359,11 @@ def machine_line() -> str:
         flags = Path("/proc/cpuinfo").read_text()
     bf16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
     amx = "amx_bf16" in flags
-    return (f"machine: {os.cpu_count()} CPUs ({torch.get_num_threads()} torch threads), {platform.machine()}, "
-            f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, "
-            f"bf16 {'yes' if bf16 else 'no'}, AMX {'yes' if amx else 'no'}; {load_line()}")
+    return (
+        f"machine: {os.cpu_count()} CPUs ({torch.get_num_threads()} torch threads), {platform.machine()}, "
+        f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, "
+        f"bf16 {'yes' if bf16 else 'no'}, AMX {'yes' if amx else 'no'}; {load_line()}"
+    )
 
 
 def load_line() -> str:
@@ -350,25 +374,57 @@ def load_line() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, nargs="+", default=[6.0], help="audio lengths (default 6 s)")
-    parser.add_argument("--precision", nargs="+", default=None, choices=["fp32", "bf16", "fp16"],
-                        help="default: fp32, and bf16 where the CPU has it")
-    parser.add_argument("--chunk-seconds", type=float, nargs="+", default=[None], help="default: the library's")
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        default=None,
+        choices=["fp32", "bf16", "fp16"],
+        help="default: fp32, and bf16 where the CPU has it",
+    )
+    parser.add_argument(
+        "--chunk-seconds", type=float, nargs="+", default=[None], help="default: the library's"
+    )
     parser.add_argument("--batch-size", type=int, nargs="+", default=[None], help="default: the library's")
-    parser.add_argument("--compile", nargs="+", default=["no"], choices=["no", "yes"],
-                        help="eager (no) and/or torch.compile (yes); its first run includes the compile")
-    parser.add_argument("--threads", type=int, nargs="+", default=[0],
-                        help="torch threads of each restore (default 0: torch's, all cores)")
-    parser.add_argument("--streams", nargs="+", default=["auto"],
-                        help="parallel single-thread streams: N, or auto (the library's choice; default)")
+    parser.add_argument(
+        "--compile",
+        nargs="+",
+        default=["no"],
+        choices=["no", "yes"],
+        help="eager (no) and/or torch.compile (yes); its first run includes the compile",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="torch threads of each restore (default 0: torch's, all cores)",
+    )
+    parser.add_argument(
+        "--streams",
+        nargs="+",
+        default=["auto"],
+        help="parallel single-thread streams: N, or auto (the library's choice; default)",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per configuration (median reported)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--measure-seconds", type=float, default=1.0,
-                        help="seconds per GEMM and product measurement (default 1)")
-    parser.add_argument("--skip-products", action="store_true", help="measure the limit, not the model's products")
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke test: a small model, 1 s of audio, short measurements (a few seconds)")
+    parser.add_argument(
+        "--measure-seconds",
+        type=float,
+        default=1.0,
+        help="seconds per GEMM and product measurement (default 1)",
+    )
+    parser.add_argument(
+        "--skip-products", action="store_true", help="measure the limit, not the model's products"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke test: a small model, 1 s of audio, short measurements (a few seconds)",
+    )
     parser.add_argument("--json", type=Path, help="also write all measurements here")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -402,8 +458,11 @@ def main() -> None:
     cost = model_flop_per_second(config)
     cores = torch.get_num_threads()
     print(machine_line())
-    print(f"model: feature dim {config.feature_dim}, {config.layers} layers: {cost / 1e9:.1f} GFLOP per second of "
-          f"stereo ({product_flop_per_second(config) / cost:.1%} in matrix products, the rest attention)", flush=True)
+    print(
+        f"model: feature dim {config.feature_dim}, {config.layers} layers: {cost / 1e9:.1f} GFLOP per second of "
+        f"stereo ({product_flop_per_second(config) / cost:.1%} in matrix products, the rest attention)",
+        flush=True,
+    )
 
     # 1. The limit: the best big-GEMM rate, on one thread, all threads, and one thread per core at once.
     peaks: dict[str, float] = {}
@@ -412,16 +471,23 @@ def main() -> None:
         size = 256 if args.quick else 2048
         configs = list(dict.fromkeys([(1, 1), (cores, 1), (1, cores)]))
         print(f"\n== big-GEMM peak, GFLOP/s ({size}x{size}x{size}, fed its own dtype): the limit ==")
-        print(f"{'precision':10s}" + "".join(f"{_config_name(t, k):>14s}" for t, k in configs)
-              + f"{'peak':>10s}{'limit RTF':>11s}")
+        print(
+            f"{'precision':10s}"
+            + "".join(f"{_config_name(t, k):>14s}" for t, k in configs)
+            + f"{'peak':>10s}{'limit RTF':>11s}"
+        )
         for precision in args.precision:
             if precision == "fp16":
                 continue
             rates = gemm_peak(precision, configs, size, args.measure_seconds)
             peaks[precision] = max(rates.values())
             measures["gemm"][precision] = {_config_name(t, k): r for (t, k), r in rates.items()}
-            print(f"{precision:10s}" + "".join(f"{rates[c]:14.0f}" for c in configs)
-                  + f"{peaks[precision]:10.0f}{cost / 1e9 / peaks[precision]:11.2f}", flush=True)
+            print(
+                f"{precision:10s}"
+                + "".join(f"{rates[c]:14.0f}" for c in configs)
+                + f"{peaks[precision]:10.0f}{cost / 1e9 / peaks[precision]:11.2f}",
+                flush=True,
+            )
 
         # 2. The model's own products, fed their own dtype, plain and with their epilogues.
         if not args.skip_products:
@@ -429,39 +495,64 @@ def main() -> None:
             if args.quick:
                 rows = 256
             streams = 1 if cores == 1 else cores
-            print(f"\n== the model's products, GFLOP/s ({rows} tokens, own dtype, {streams} single-thread "
-                  "streams at once) ==")
+            print(
+                f"\n== the model's products, GFLOP/s ({rows} tokens, own dtype, {streams} single-thread "
+                "streams at once) =="
+            )
             print(f"{'precision':10s}{'product':28s}{'plain':>8s}{'+epilogue':>11s}{'% of peak':>11s}")
             for precision in args.precision:
                 if precision not in peaks:
                     continue
                 flop = time_plain = time_full = 0.0
                 for name, dim_in, dim_out, count, epilogue in model_products(config.feature_dim):
-                    plain = _parallel_rate(product_makers(precision, dim_in, dim_out, epilogue, rows, False),
-                                           1, streams, args.measure_seconds)
-                    full = (_parallel_rate(product_makers(precision, dim_in, dim_out, epilogue, rows, True),
-                                           1, streams, args.measure_seconds) if epilogue else plain)
+                    plain = _parallel_rate(
+                        product_makers(precision, dim_in, dim_out, epilogue, rows, False),
+                        1,
+                        streams,
+                        args.measure_seconds,
+                    )
+                    full = (
+                        _parallel_rate(
+                            product_makers(precision, dim_in, dim_out, epilogue, rows, True),
+                            1,
+                            streams,
+                            args.measure_seconds,
+                        )
+                        if epilogue
+                        else plain
+                    )
                     weight = count * dim_in * dim_out
                     flop += weight
                     time_plain += weight / plain
                     time_full += weight / full
                     label = f"{name} {dim_in}->{dim_out}" + (f" +{epilogue}" if epilogue else "")
                     measures["products"].setdefault(precision, {})[label] = {"plain": plain, "epilogue": full}
-                    print(f"{precision:10s}{label:28s}{plain:8.0f}{full:11.0f}{full / peaks[precision]:11.0%}")
+                    print(
+                        f"{precision:10s}{label:28s}{plain:8.0f}{full:11.0f}{full / peaks[precision]:11.0%}"
+                    )
                 rate_plain, rate_full = flop / time_plain, flop / time_full
                 rtf = product_flop_per_second(config) / 1e9 / rate_full
-                measures["products"][precision]["weighted"] = {"plain": rate_plain, "epilogue": rate_full, "rtf": rtf}
-                print(f"{precision:10s}{'all, weighted as the model':28s}{rate_plain:8.0f}{rate_full:11.0f}"
-                      f"{rate_full / peaks[precision]:11.0%}   products alone: RTF {rtf:.2f} "
-                      f"({rtf / (cost / 1e9 / peaks[precision]):.2f}x the limit)", flush=True)
+                measures["products"][precision]["weighted"] = {
+                    "plain": rate_plain,
+                    "epilogue": rate_full,
+                    "rtf": rtf,
+                }
+                print(
+                    f"{precision:10s}{'all, weighted as the model':28s}{rate_plain:8.0f}{rate_full:11.0f}"
+                    f"{rate_full / peaks[precision]:11.0%}   products alone: RTF {rtf:.2f} "
+                    f"({rtf / (cost / 1e9 / peaks[precision]):.2f}x the limit)",
+                    flush=True,
+                )
 
     # 3. Restores, each in a fresh process.
     chunks = [c or DEFAULT_CHUNK_SECONDS for c in args.chunk_seconds]
     batches = [b or DEFAULT_BATCH_SIZE for b in args.batch_size]  # None: the library picks
     rows_out = []
     print("\n== restores (decode, inference, write; a fresh process each) ==")
-    print(f"{'audio':>7s} {'precision':9s} {'compile':7s} {'chunk':>5s} {'batch':>5s} {'threads':>7s} {'streams':>7s} "
-          f"{'RTF':>6s} {'x limit':>7s} {'audio s/s':>9s} {'cpu/wall':>8s} {'first':>6s} {'peak RSS':>9s}  vs fp32")
+    print(
+        f"{'audio':>7s} {'precision':9s} {'compile':7s} {'chunk':>5s} {'batch':>5s} {'threads':>7s} {'streams':>7s} "
+        f"{'RTF':>6s} {'x limit':>7s} {'audio s/s':>9s} {'cpu/wall':>8s} {'first':>6s} {'peak RSS':>9s}  vs fp32"
+    )
     with tempfile.TemporaryDirectory(prefix="apollo-bench-") as workdir:
         reference: dict[float, np.ndarray] = {}
         for seconds, chunk, batch, precision, comp, threads, streams in itertools.product(
@@ -472,9 +563,27 @@ def main() -> None:
                 sf.write(source, make_music(seconds).T, 44100, subtype="FLOAT")
             runs = []
             for _ in range(args.repeat):
-                cmd = [sys.executable, __file__, "--one", "--workdir", workdir, "--device", args.device,
-                       "--seconds", str(seconds), "--precision", precision, "--chunk-seconds", str(chunk),
-                       "--threads", str(threads), "--streams", streams, "--compile", comp]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    "--workdir",
+                    workdir,
+                    "--device",
+                    args.device,
+                    "--seconds",
+                    str(seconds),
+                    "--precision",
+                    precision,
+                    "--chunk-seconds",
+                    str(chunk),
+                    "--threads",
+                    str(threads),
+                    "--streams",
+                    streams,
+                    "--compile",
+                    comp,
+                ]
                 cmd += ["--batch-size", str(batch)] if batch else []
                 cmd += ["--quick"] if args.quick else []
                 proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -495,9 +604,18 @@ def main() -> None:
             rtf = statistics.median(r["rtf"] for r in runs)
             limit = cost / 1e9 / peaks[precision] if precision in peaks else None
             row = {
-                "seconds": seconds, "precision": precision, "chunk_seconds": chunk, "batch_size": batch,
-                "compile": comp, "threads": runs[0]["threads"], "streams": streams, "device": runs[0]["device"],
-                "runs": len(runs), "rtf": rtf, "limit_rtf": limit, "x_limit": rtf / limit if limit else None,
+                "seconds": seconds,
+                "precision": precision,
+                "chunk_seconds": chunk,
+                "batch_size": batch,
+                "compile": comp,
+                "threads": runs[0]["threads"],
+                "streams": streams,
+                "device": runs[0]["device"],
+                "runs": len(runs),
+                "rtf": rtf,
+                "limit_rtf": limit,
+                "x_limit": rtf / limit if limit else None,
                 "audio_s_per_s": statistics.median(1 / r["rtf"] for r in runs),
                 "cpu_per_wall": statistics.median(r["cpu_seconds"] / r["elapsed"] for r in runs),
                 "first_chunk_s": statistics.median(r["first_chunk_s"] for r in runs),
@@ -506,18 +624,32 @@ def main() -> None:
                 "vs_fp32": compared,
             }
             rows_out.append(row)
-            print(f"{seconds:6.0f}s {precision:9s} {comp:7s} {chunk:5.1f} {batch or 'auto':>5} {row['threads']:7d} "
-                  f"{streams:>7s} {rtf:6.2f} " + (f"{row['x_limit']:7.2f}" if limit else f"{'-':>7s}")
-                  + f" {row['audio_s_per_s']:9.2f} {row['cpu_per_wall']:8.2f} {row['first_chunk_s']:6.1f} "
-                  f"{row['peak_rss_mb']:6.0f} MB  {compared}"
-                  + (f"  CUDA peak {row['peak_cuda_mb']:.0f} MB" if row["peak_cuda_mb"] else ""), flush=True)
-    print(f"\nthe limit's RTF = {cost / 1e9:.1f} GFLOP per audio second / the peak; x limit = RTF / that. "
-          f"End: {load_line()}")
+            print(
+                f"{seconds:6.0f}s {precision:9s} {comp:7s} {chunk:5.1f} {batch or 'auto':>5} {row['threads']:7d} "
+                f"{streams:>7s} {rtf:6.2f} "
+                + (f"{row['x_limit']:7.2f}" if limit else f"{'-':>7s}")
+                + f" {row['audio_s_per_s']:9.2f} {row['cpu_per_wall']:8.2f} {row['first_chunk_s']:6.1f} "
+                f"{row['peak_rss_mb']:6.0f} MB  {compared}"
+                + (f"  CUDA peak {row['peak_cuda_mb']:.0f} MB" if row["peak_cuda_mb"] else ""),
+                flush=True,
+            )
+    print(
+        f"\nthe limit's RTF = {cost / 1e9:.1f} GFLOP per audio second / the peak; x limit = RTF / that. "
+        f"End: {load_line()}"
+    )
     if args.json:
-        meta = {"torch": torch.__version__, "threads": cores, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                "cpus": os.cpu_count(), "machine": machine_line(), "gflop_per_audio_second": cost / 1e9,
-                "peak_gflops": peaks}
-        args.json.write_text(json.dumps({"machine": meta, "measures": measures, "results": rows_out}, indent=2))
+        meta = {
+            "torch": torch.__version__,
+            "threads": cores,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpus": os.cpu_count(),
+            "machine": machine_line(),
+            "gflop_per_audio_second": cost / 1e9,
+            "peak_gflops": peaks,
+        }
+        args.json.write_text(
+            json.dumps({"machine": meta, "measures": measures, "results": rows_out}, indent=2)
+        )
 
 
 def _config_name(threads: int, streams: int) -> str:

@@ -194,9 +194,10 @@ def restore_stream(
     context after it), and its restored core goes to ``sink`` as a float32 CPU
     ``(channels, n)`` tensor. Only one window (or one batch of them) of input is held,
     one more per stream with parallel streams (``options.streams``, see
-    :mod:`apollo_cli.streams`), so memory does not grow with the length of the audio. ``total`` (the expected
-    number of samples, if known) only sizes ``progress``; ``name`` names the audio in
-    errors. Returns the samples restored.
+    :mod:`apollo_cli.streams`), so memory does not grow with the length of the audio.
+    ``total`` (the expected number of samples, if known) sizes ``progress`` and caps the
+    streams at the number of windows; ``name`` names the audio in errors. Returns the
+    samples restored.
     """
     options = options or RestoreOptions()
     cfg = model.config
@@ -257,7 +258,8 @@ def restore_stream(
             for batch in batches:
                 deliver(batch, run(torch.stack([window for _, window in batch]), batch[0][0].keep))
         else:
-            _run_streams(plan, model, batches, run, deliver, lambda: _stream_context(device, options.precision))
+            context = functools.partial(_stream_context, device, options.precision)
+            _run_streams(plan, model, batches, run, deliver, context)
     controls.finish()
     return done
 

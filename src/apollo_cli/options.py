@@ -81,7 +81,9 @@ class RestoreOptions:
         if self.streams is not None and (isinstance(self.streams, bool) or self.streams < 1):
             raise OptionError(f"streams must be at least 1 (or None: one per CPU thread), got {self.streams}")
         if self.compile and self.streams is not None and self.streams > 1:
-            raise OptionError("parallel streams are for eager inference; with compile use streams=1 or leave it unset")
+            raise OptionError(
+                "parallel streams are for eager inference; with compile use streams=1 or leave it unset"
+            )
         if self.precision not in PRECISIONS:
             raise OptionError(f"unknown precision '{self.precision}'; use fp32, bf16 or fp16")
         if self.stereo not in STEREO_MODES:
@@ -121,7 +123,9 @@ class RestoreOptions:
         if device.type == "cuda" and self.precision == "bf16" and not torch.cuda.is_bf16_supported():
             raise OptionError(f"{device} has no bfloat16 support; use --precision fp16")
         if device.type != "cpu" and self.streams is not None and self.streams > 1:
-            raise OptionError(f"parallel streams are for CPUs, not {device.type}; use streams=1 or leave it unset")
+            raise OptionError(
+                f"parallel streams are for CPUs, not {device.type}; use streams=1 or leave it unset"
+            )
         if self.compile:
             from . import compiled
 

@@ -11,8 +11,8 @@ an operation, and no core left idle while another finishes its part.
 
 The output does not change: a channel restored on its own, on one thread, gives the
 same float32 numbers as the channels restored together on several threads (tested
-against the one-stream path, on the test model and on the full-size one), and the
-restored windows are still handed on in order. Memory grows with K: each stream
+on the test model; ``benchmarks/bench.py --precision fp32 --streams 1 2`` checks the
+full-size one), and the restored windows are still handed on in order. Memory grows with K: each stream
 holds one window's working set.
 
 A restore that is abandoned (Ctrl-C, a failing write, ``apollo batch`` stopping) stops
