@@ -51,9 +51,13 @@ def test_stream_equals_whole_waveform(model: apollo_cli.Apollo, block: int) -> N
     torch.testing.assert_close(torch.cat(pieces, dim=1), expected, rtol=0, atol=0)
 
 
-def test_stream_hands_on_output_before_the_input_ends(model: apollo_cli.Apollo) -> None:
-    """The first restored chunk arrives while most of the input is still unread: memory stays bounded."""
-    wave = torch.from_numpy(make_music(4.0, channels=1))
+@pytest.mark.parametrize("streams", [1, 2])
+def test_stream_hands_on_output_before_the_input_ends(model: apollo_cli.Apollo, streams: int) -> None:
+    """The first restored chunk arrives while most of the input is still unread: memory stays bounded.
+
+    With parallel streams a window per stream and one more are read ahead.
+    """
+    wave = torch.from_numpy(make_music(8.0, channels=1))
     read = 0
     read_when_first_output: list[int] = []
 
@@ -67,7 +71,9 @@ def test_stream_hands_on_output_before_the_input_ends(model: apollo_cli.Apollo) 
         if not read_when_first_output:
             read_when_first_output.append(read)
 
-    restore_stream(model, blocks(), sink, channels=1, options=RestoreOptions(chunk_seconds=0.5))
+    restore_stream(
+        model, blocks(), sink, channels=1, options=RestoreOptions(chunk_seconds=0.5, streams=streams)
+    )
     assert read_when_first_output[0] < wave.shape[1] / 3
 
 

@@ -16,8 +16,11 @@ reported through a callback so this module never imports a UI.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import functools
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +31,7 @@ from .controls import Controls
 from .errors import InputError, MissingDependencyError, OptionError
 from .model import Apollo
 from .options import RestoreOptions
+from .streams import StreamPlan, plan_streams, stream_pool, windows_in
 
 #: ``progress(done_samples, total_samples)`` after every batch of chunks.
 ProgressCallback = Callable[[int, int], None]
@@ -197,9 +201,11 @@ def restore_stream(
     window is run as soon as enough input has arrived for it (its core plus the
     context after it), and its restored core goes to ``sink`` as a float32 CPU
     ``(channels, n)`` tensor. Only one window (or one batch of them) of input is held,
-    so memory does not grow with the length of the audio. ``total`` (the expected
-    number of samples, if known) only sizes ``progress``; ``name`` names the audio in
-    errors. Returns the samples restored.
+    one more per stream with parallel streams (``options.streams``, see
+    :mod:`apollo_cli.streams`), so memory does not grow with the length of the audio.
+    ``total`` (the expected number of samples, if known) sizes ``progress`` and caps the
+    streams at the number of windows; ``name`` names the audio in errors. Returns the
+    samples restored.
     """
     options = options or RestoreOptions()
     cfg = model.config
@@ -227,35 +233,94 @@ def restore_stream(
     if batch_size is None:
         longest = core_frames * cfg.hop + 2 * context_frames(model) * cfg.hop
         batch_size = auto_batch_size(model, longest, channels, device)
+    plan = plan_streams(
+        options.streams,
+        device,
+        compiled=options.compile,
+        items=windows_in(total, core_frames * cfg.hop, channels),
+    )
     # Pinned host memory lets the copy to a GPU overlap with work already queued.
     pin = device.type == "cuda"
     if pin:
         torch.backends.cudnn.benchmark = True
+
+    def run(stacked: Tensor, keep: tuple[int, int]) -> Tensor:
+        if pin:
+            stacked = stacked.pin_memory()
+        try:
+            result = model(stacked.to(device, non_blocking=pin), keep=keep, use_compiled=options.compile)
+        except torch._dynamo.exc.BackendCompilerFailed as exc:
+            # A compiler that is installed but cannot build TorchInductor's code.
+            line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise MissingDependencyError(
+                f"torch.compile failed on this machine ({line}); run without --compile"
+            ) from None
+        return result.to("cpu", torch.float32)
+
     done = 0
+
+    def deliver(batch: list[tuple[Chunk, Tensor]], result: Tensor) -> None:
+        nonlocal done
+        for (chunk, _), restored in zip(batch, result, strict=True):
+            sink(restored)
+            done += chunk.core_stop - chunk.core_start
+        if progress is not None:
+            progress(done, max(done, total or 0))
+
     with torch.inference_mode(), autocast, inference_heap():
-        for batch in _batches(windows, batch_size):
-            stacked = torch.stack([window for _, window in batch])
-            if pin:
-                stacked = stacked.pin_memory()
-            first = batch[0][0]
-            try:
-                result = model(
-                    stacked.to(device, non_blocking=pin), keep=first.keep, use_compiled=options.compile
-                )
-            except torch._dynamo.exc.BackendCompilerFailed as exc:
-                # A compiler that is installed but cannot build TorchInductor's code.
-                line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise MissingDependencyError(
-                    f"torch.compile failed on this machine ({line}); run without --compile"
-                ) from None
-            result = result.to("cpu", torch.float32)
-            for (chunk, _), restored in zip(batch, result, strict=True):
-                sink(restored)
-                done += chunk.core_stop - chunk.core_start
-            if progress is not None:
-                progress(done, max(done, total or 0))
+        batches = _batches(windows, batch_size)
+        if not plan.parallel:
+            for batch in batches:
+                deliver(batch, run(torch.stack([window for _, window in batch]), batch[0][0].keep))
+        else:
+            context = functools.partial(_stream_context, device, options.precision)
+            _run_streams(plan, model, batches, run, deliver, context)
     controls.finish()
     return done
+
+
+def _stream_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:
+    """What a stream's thread runs inside: inference mode and autocast are per thread."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.inference_mode())
+    stack.enter_context(precision_context(device, precision))
+    return stack
+
+
+def _run_streams(
+    plan: StreamPlan,
+    model: Apollo,
+    batches: Iterable[list[tuple[Chunk, Tensor]]],
+    run: Callable[[Tensor, tuple[int, int]], Tensor],
+    deliver: Callable[[list[tuple[Chunk, Tensor]], Tensor], None],
+    context: Callable[[], contextlib.AbstractContextManager[object]],
+) -> None:
+    """The chunk loop on parallel streams (:mod:`apollo_cli.streams`): each channel of each batch
+    is a call of its own, and results are delivered in order.
+
+    At most ``streams + 1`` batches are in flight (one more than the workers, so that the
+    next window is read while the last ones run): memory stays bounded.
+    """
+    pending: collections.deque[tuple[list[tuple[Chunk, Tensor]], list[Future[Tensor]]]] = collections.deque()
+
+    def collect() -> None:
+        batch, parts = pending.popleft()
+        deliver(batch, torch.cat([part.result() for part in parts], dim=1))
+
+    with stream_pool(plan, model, context) as pool:
+        for batch in batches:
+            stacked = torch.stack([window for _, window in batch])
+            keep = batch[0][0].keep
+            # One channel per call: a lone channel gives the same numbers as the channels together.
+            parts = [
+                pool.submit(functools.partial(run, stacked[:, c : c + 1].contiguous(), keep))
+                for c in range(stacked.shape[1])
+            ]
+            pending.append((batch, parts))
+            if len(pending) > plan.streams:
+                collect()
+        while pending:
+            collect()
 
 
 def _windows(

@@ -68,12 +68,22 @@ class RestoreOptions:
     keep_lows: Frequency = None
     #: ``lr`` (each channel as it is) or ``mid-side`` (stereo as (L+R)/2 and (L-R)/2).
     stereo: str = "lr"
+    #: CPU workers that each restore a channel of a chunk on one thread (``None``: one per
+    #: thread; 1: every window on all threads, as before); the output does not change.
+    #: See :mod:`apollo_cli.streams`.
+    streams: int | None = None
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.chunk_seconds) or not self.chunk_seconds > 0:
             raise OptionError(f"chunk length must be a positive number of seconds, got {self.chunk_seconds}")
         if self.batch_size is not None and self.batch_size < 1:
             raise OptionError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.streams is not None and (isinstance(self.streams, bool) or self.streams < 1):
+            raise OptionError(f"streams must be at least 1 (or None: one per CPU thread), got {self.streams}")
+        if self.compile and self.streams is not None and self.streams > 1:
+            raise OptionError(
+                "parallel streams are for eager inference; with compile use streams=1 or leave it unset"
+            )
         if self.precision not in PRECISIONS:
             raise OptionError(f"unknown precision '{self.precision}'; use fp32, bf16 or fp16")
         if self.stereo not in STEREO_MODES:
@@ -116,6 +126,10 @@ class RestoreOptions:
             raise OptionError("this CPU has no bfloat16 support (AVX-512 BF16 or AMX); use --precision fp32")
         if device.type == "cuda" and self.precision == "bf16" and not torch.cuda.is_bf16_supported():
             raise OptionError(f"{device} has no bfloat16 support; use --precision fp16")
+        if device.type != "cpu" and self.streams is not None and self.streams > 1:
+            raise OptionError(
+                f"parallel streams are for CPUs, not {device.type}; use streams=1 or leave it unset"
+            )
         if self.compile:
             from . import compiled
 
