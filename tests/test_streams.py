@@ -14,7 +14,7 @@ from apollo_cli.errors import OptionError
 from apollo_cli.inference import restore_stream, restore_waveform
 from apollo_cli.options import RestoreOptions
 from apollo_cli.streams import MAX_AUTO_STREAMS, StreamPlan, plan_streams, windows_in
-from conftest import TINY_MODEL, make_music
+from helpers import TINY_MODEL, make_music
 
 CPU = torch.device("cpu")
 
