@@ -28,7 +28,7 @@ from __future__ import annotations
 from .coding import CODECS, DEFAULT_BITRATES, parse_bitrates
 from .figure import draw_figure, group_png_path
 from .report import CODEC, EvaluationReport, Row, Summary
-from .run import EvaluationProgress, default_report_dir, evaluate
+from .run import EvaluationProgress, default_report_dir, evaluate, prepare_report_dir
 from .scoring import METRICS, VISQOL_HINT, parse_metrics, visqol_available
 from .segments import find_references
 
@@ -49,5 +49,6 @@ __all__ = [
     "group_png_path",
     "parse_bitrates",
     "parse_metrics",
+    "prepare_report_dir",
     "visqol_available",
 ]

@@ -87,7 +87,7 @@ def evaluate(
         options.check(next(model.parameters()).device)
     report_path = Path(report_dir) if report_dir is not None else default_report_dir(clean_dir)
     references = find_references(clean_dir, include=include, max_files=max_files, exclude=report_path)
-    _check_report_dir(report_path, Path(clean_dir))
+    prepare_report_dir(report_path, Path(clean_dir))
     store = Store(report_path)
     entries = _identify(models, options)
     scorer = scoring.Scorer(wanted)
@@ -234,8 +234,8 @@ def _write_segment_info(store: Store, file_key: str, segment: Segment) -> None:
     write_text(target, json.dumps({"start": segment.start, "seconds": segment.seconds}))
 
 
-def _check_report_dir(report_dir: Path, clean_dir: Path) -> None:
-    """The report folder is a folder we can write, and not the clean folder itself."""
+def prepare_report_dir(report_dir: Path, clean_dir: Path) -> None:
+    """Make the report folder, after checking it is not a file nor the clean folder itself."""
     if report_dir.exists() and not report_dir.is_dir():
         raise OutputError(f"{report_dir} exists and is not a folder; choose a report folder with -o")
     if report_dir.resolve() == clean_dir.resolve():
