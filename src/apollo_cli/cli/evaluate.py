@@ -154,6 +154,7 @@ def evaluate(
     from .. import evaluate as lib
     from ..evaluate import coding, scoring
 
+    code = 0
     with reported_errors(debug), stop_signals_interrupt():
         options = RestoreOptions(
             chunk_seconds=chunk_seconds,
@@ -174,6 +175,7 @@ def evaluate(
         coding.require_encoder(chosen)
         report_dir = output if output is not None else lib.default_report_dir(clean_dir)
         files = lib.find_references(clean_dir, include=include or (), max_files=max_files, exclude=report_dir)
+        lib.check_readable(files)
         lib.prepare_report_dir(report_dir, clean_dir)
         if png is not None:  # now: it may go into the report folder, which exists from here on
             from ..plot import check_png_path
@@ -232,31 +234,39 @@ def evaluate(
                 "run the same command again to continue",
                 soft_wrap=True,
             )
-            raise typer.Exit(status) from None
-        pictures = []
-        if png is not None:
-            pictures.append(lib.draw_figure(report, png))
-            if group_by is not None:
-                pictures += [lib.draw_figure(report, lib.group_png_path(png, group_by, g), group=g)
-                             for g in report.groups()]  # fmt: skip
-        if as_json:
-            typer.echo(json.dumps(report.to_dict(), indent=2))
+            code = status
         else:
-            _print_tables(report)
-        if not quiet:
-            took = sum(report.timings.values())
-            cost = ", ".join(f"{k} {format_duration(v)}" for k, v in report.timings.items() if v >= 0.05)
-            err.print(
-                f"wrote {escape(str(report.report_dir / 'scores.csv'))} and report.json"
-                + "".join(f", {escape(str(p))}" for p in pictures)
-                + (
-                    f" (this run: {cost}; {format_duration(took)} in all)"
-                    if cost
-                    else " (all from the cache)"
-                ),
-                soft_wrap=True,
-                highlight=False,
-            )
+            _finish(report, png, group_by, as_json, quiet)
+    if code:
+        raise typer.Exit(code)
+
+
+def _finish(
+    report: EvaluationReport, png: Path | None, group_by: str | None, as_json: bool, quiet: bool
+) -> None:
+    """Draw the figures, print the tables (or the JSON) and say what was written."""
+    from .. import evaluate as lib
+
+    pictures = []
+    if png is not None:
+        pictures.append(lib.draw_figure(report, png))
+        if group_by is not None:
+            pictures += [lib.draw_figure(report, lib.group_png_path(png, group_by, g), group=g)
+                         for g in report.groups()]  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_tables(report)
+    if not quiet:
+        took = sum(report.timings.values())
+        cost = ", ".join(f"{k} {format_duration(v)}" for k, v in report.timings.items() if v >= 0.05)
+        err.print(
+            f"wrote {escape(str(report.report_dir / 'scores.csv'))} and report.json"
+            + "".join(f", {escape(str(p))}" for p in pictures)
+            + (f" (this run: {cost}; {format_duration(took)} in all)" if cost else " (all from the cache)"),
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 def _cell(mean: float, spread: float, gain: float | None) -> str:

@@ -30,7 +30,7 @@ from .figure import draw_figure, group_png_path
 from .report import CODEC, EvaluationReport, Row, Summary
 from .run import EvaluationProgress, default_report_dir, evaluate, prepare_report_dir
 from .scoring import METRICS, VISQOL_HINT, parse_metrics, visqol_available
-from .segments import find_references
+from .segments import check_readable, find_references
 
 __all__ = [
     "CODEC",
@@ -42,6 +42,7 @@ __all__ = [
     "EvaluationReport",
     "Row",
     "Summary",
+    "check_readable",
     "default_report_dir",
     "draw_figure",
     "evaluate",

@@ -27,7 +27,15 @@ from ..model import Apollo
 from ..options import RestoreOptions
 from . import alignment, coding, scoring
 from .report import CODEC, EvaluationReport, Row
-from .segments import SAMPLE_RATE, Reference, Segment, choose_segment, content_hash, find_references
+from .segments import (
+    SAMPLE_RATE,
+    Reference,
+    Segment,
+    check_readable,
+    choose_segment,
+    content_hash,
+    find_references,
+)
 from .store import Store, key, write_text
 
 #: ``progress(done, total, what)``: called after each (file, bitrate, model) is done;
@@ -87,6 +95,7 @@ def evaluate(
         options.check(next(model.parameters()).device)
     report_path = Path(report_dir) if report_dir is not None else default_report_dir(clean_dir)
     references = find_references(clean_dir, include=include, max_files=max_files, exclude=report_path)
+    check_readable(references)
     prepare_report_dir(report_path, Path(clean_dir))
     store = Store(report_path)
     entries = _identify(models, options)

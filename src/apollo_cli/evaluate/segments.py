@@ -107,6 +107,13 @@ def find_references(
     return found[:max_files] if max_files is not None else found
 
 
+def check_readable(references: Sequence[Reference]) -> None:
+    """Open each reference (headers only), so an unreadable one fails before any work."""
+    for reference in references:
+        with audio.open_audio(reference.path):
+            pass
+
+
 def content_hash(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a file's bytes (hex): what the cache knows a reference by, whatever its name."""
     digest = hashlib.sha256()
