@@ -224,3 +224,8 @@ def test_a_missing_ffmpeg_is_one_line(clean: Path, tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     line = assert_one_line_error(run_cli("evaluate", clean, "--codec", "aac"), "encoding AAC needs ffmpeg")
     assert "install it with" in line
+
+
+def test_a_segment_shorter_than_a_second_is_one_line(clean: Path) -> None:
+    result = run_cli("evaluate", clean, "--segment-seconds", "0.5")
+    assert_one_line_error(result, "--segment-seconds must be at least 1, got 0.5")

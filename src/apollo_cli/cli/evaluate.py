@@ -153,6 +153,7 @@ def evaluate(
     from .. import api
     from .. import evaluate as lib
     from ..evaluate import coding, scoring
+    from ..evaluate.segments import check_seconds
 
     code = 0
     with reported_errors(debug), stop_signals_interrupt():
@@ -168,6 +169,7 @@ def evaluate(
         chosen = coding.get_codec(codec)
         rates = coding.check_bitrates(chosen, coding.parse_bitrates(bitrates))
         scoring.parse_metrics(metrics)
+        check_seconds(segment_seconds)
         if png is not None:
             from ..plot import require_matplotlib
 

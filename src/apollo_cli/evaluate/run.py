@@ -32,6 +32,7 @@ from .segments import (
     Reference,
     Segment,
     check_readable,
+    check_seconds,
     choose_segment,
     content_hash,
     find_references,
@@ -89,6 +90,7 @@ def evaluate(
     rates = coding.check_bitrates(chosen_codec, bitrates)
     wanted = scoring.parse_metrics(metrics)
     visqol_missing = metrics is None and "visqol" not in wanted
+    check_seconds(segment_seconds)
     options = options or RestoreOptions()
     ffmpeg = coding.require_encoder(chosen_codec)
     for model in models:

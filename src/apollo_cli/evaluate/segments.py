@@ -123,6 +123,13 @@ def content_hash(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def check_seconds(seconds: float) -> float:
+    """``seconds`` if it is a usable segment length, else OptionError."""
+    if not (math.isfinite(seconds) and seconds >= MIN_SECONDS):
+        raise OptionError(f"--segment-seconds must be at least {MIN_SECONDS:g}, got {seconds:g}")
+    return seconds
+
+
 def choose_segment(path: str | os.PathLike[str], seconds: float) -> Segment:
     """Cut the evaluation segment of ``seconds`` from a file (see the module docstring).
 
@@ -130,8 +137,7 @@ def choose_segment(path: str | os.PathLike[str], seconds: float) -> Segment:
     Raises InputError for a file that cannot be read, is shorter than
     :data:`MIN_SECONDS` or is silent.
     """
-    if not (math.isfinite(seconds) and seconds >= MIN_SECONDS):
-        raise OptionError(f"--segment-seconds must be at least {MIN_SECONDS:g}, got {seconds:g}")
+    check_seconds(seconds)
     source = Path(path)
     with audio.open_audio(source) as opened:
         rate = opened.sample_rate
