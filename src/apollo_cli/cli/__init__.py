@@ -156,5 +156,6 @@ def run() -> None:
 from . import models as _models  # noqa: E402,F401
 from . import batch as _batch  # noqa: E402,F401
 from . import inspect as _inspect  # noqa: E402,F401
+from . import evaluate as _evaluate  # noqa: E402,F401
 from . import restore as _restore  # noqa: E402,F401
 # isort: on
