@@ -128,3 +128,17 @@ def test_the_help_and_readme_agree_on_bf16() -> None:
     help_text = " ".join(result.stdout.split())
     assert "about 1.5x faster on such CPUs, 0.65 of the time" in help_text
     assert "2x faster" not in help_text
+
+
+def test_a_command_that_exits_with_a_status_is_not_an_internal_error() -> None:
+    """typer.Exit raised inside reported_errors keeps its status (typer's Exit is not click's)."""
+    import typer
+
+    from apollo_cli.cli import reported_errors
+
+    for status in (0, 3, 130):
+        try:
+            with reported_errors(debug=False):
+                raise typer.Exit(status)
+        except typer.Exit as exc:
+            assert exc.exit_code == status

@@ -107,8 +107,8 @@ def reported_errors(debug: bool) -> Iterator[None]:
     except ApolloError as exc:
         print_error(exc, debug)
         raise typer.Exit(1) from None
-    except (click.exceptions.Exit, click.exceptions.Abort, click.exceptions.ClickException):
-        raise  # typer's own ways out (an Exit is a RuntimeError since click 8.2)
+    except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.exceptions.ClickException):
+        raise  # typer's and click's own ways out (typer 0.29's Exit is its own RuntimeError, not click's)
     except KeyboardInterrupt as exc:
         status = interrupted_status(exc)
         what = "interrupted" if status == 130 else f"stopped by {signal_name(status - 128)}"
