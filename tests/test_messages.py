@@ -137,8 +137,6 @@ def test_a_command_that_exits_with_a_status_is_not_an_internal_error() -> None:
     from apollo_cli.cli import reported_errors
 
     for status in (0, 3, 130):
-        try:
-            with reported_errors(debug=False):
-                raise typer.Exit(status)
-        except typer.Exit as exc:
-            assert exc.exit_code == status
+        with pytest.raises(typer.Exit) as stopped, reported_errors(debug=False):
+            raise typer.Exit(status)
+        assert stopped.value.exit_code == status

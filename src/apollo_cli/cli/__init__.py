@@ -107,7 +107,13 @@ def reported_errors(debug: bool) -> Iterator[None]:
     except ApolloError as exc:
         print_error(exc, debug)
         raise typer.Exit(1) from None
-    except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.exceptions.ClickException):
+    except (
+        typer.Exit,
+        typer.Abort,
+        click.exceptions.Exit,
+        click.exceptions.Abort,
+        click.exceptions.ClickException,
+    ):
         raise  # typer's and click's own ways out (typer 0.29's Exit is its own RuntimeError, not click's)
     except KeyboardInterrupt as exc:
         status = interrupted_status(exc)
