@@ -18,6 +18,9 @@ Each concern has its module; every public name is also available here, as
 - :mod:`.runner`: :func:`run_batch` carries a plan out with one model per device,
   decoding, inference and writing overlapped; stopped at any moment, it can simply be
   run again.
+- :mod:`.ray_runner`: :func:`run_batch_ray` carries the same plan out on a Ray cluster
+  (``pip install 'apollo-cli[ray]'``); imported when first used, so this package does not
+  need Ray.
 
 Device lists (``cuda:0,cuda:1``) are parsed by :mod:`apollo_cli.devices`, re-exported here.
 To change a module's setting (``PREFETCH_SECONDS``, say), set it on the module that owns
@@ -39,6 +42,8 @@ from .events import (
     FileSkipped,
     FileStarted,
     Stopping,
+    WorkerLost,
+    WorkerReady,
 )
 from .plan import (
     AUDIO_EXTENSIONS,
@@ -52,6 +57,16 @@ from .plan import (
 )
 from .runner import PREFETCH_SECONDS, check_bit_depth, plan_summary, replicate, run_batch
 from .shards import Shard, output_key, parse_shard, shard_of
+
+
+def __getattr__(name: str) -> object:
+    """``run_batch_ray``, imported when first asked for: it needs Ray, an optional extra."""
+    if name == "run_batch_ray":
+        from .ray_runner import run_batch_ray
+
+        return run_batch_ray
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Kept for callers of earlier versions; defined in :mod:`apollo_cli.signals`.
 INTERRUPT_LIKE_CTRL_C = signals.INTERRUPT_LIKE_CTRL_C
@@ -75,6 +90,8 @@ __all__ = [
     "Job",
     "Shard",
     "Stopping",
+    "WorkerLost",
+    "WorkerReady",
     "check_bit_depth",
     "check_output_dir",
     "default_output_dir",

@@ -69,7 +69,36 @@ class Stopping:
     pending: int
 
 
-BatchEvent = Union[FileStarted, FileProgress, FileDone, FileFailed, FileSkipped, Stopping]  # noqa: UP007 - a runtime alias on 3.10
+@dataclass(frozen=True)
+class WorkerReady:
+    """A Ray worker (:func:`apollo_cli.batch.run_batch_ray`) loaded its model and takes files.
+
+    ``description`` says where it runs (``cpu on node07``); ``pid`` and ``node`` (its IP
+    address) name its process.
+    """
+
+    worker: int
+    description: str
+    pid: int
+    node: str
+
+
+@dataclass(frozen=True)
+class WorkerLost:
+    """A Ray worker died (or a file's data was lost with a node); ``retried`` names the files sent again.
+
+    A file that was lost too many times is reported by a ``FileFailed`` instead. Ray
+    restarts the worker, which takes files again once it has loaded its model.
+    """
+
+    worker: int
+    reason: str
+    retried: tuple[str, ...] = ()
+
+
+BatchEvent = Union[  # noqa: UP007 - a runtime alias on 3.10
+    FileStarted, FileProgress, FileDone, FileFailed, FileSkipped, Stopping, WorkerReady, WorkerLost
+]
 EventCallback = Callable[[BatchEvent], None]
 
 

@@ -116,14 +116,7 @@ def run_batch(
         emit(event)
     if not plan.jobs:
         return summary
-    try:
-        plan.output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"cannot create the output folder {plan.output_dir}: {exc.strerror or exc}; choose another with -o"
-        ) from None
-    if not os.access(plan.output_dir, os.W_OK | os.X_OK):
-        raise OutputError(f"the output folder {plan.output_dir} is not writable; choose another with -o")
+    prepare_output_dir(plan)
 
     models = replicate(model, targets)
     pipeline = _Pipeline(plan, models, depth, options, carry_tags)
@@ -172,6 +165,18 @@ def run_batch(
     if summary.interrupted:
         raise BatchInterrupted(summary, pipeline.signum or signal.SIGINT)
     return summary
+
+
+def prepare_output_dir(plan: BatchPlan) -> None:
+    """Create the plan's output folder; a one-line OutputError if it cannot be made or written to."""
+    try:
+        plan.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create the output folder {plan.output_dir}: {exc.strerror or exc}; choose another with -o"
+        ) from None
+    if not os.access(plan.output_dir, os.W_OK | os.X_OK):
+        raise OutputError(f"the output folder {plan.output_dir} is not writable; choose another with -o")
 
 
 def plan_summary(plan: BatchPlan) -> BatchSummary:

@@ -23,6 +23,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
+from ..errors import MissingDependencyError, OptionError
 from ..options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS
 from ..registry import DEFAULT_MODEL
 from . import app, interrupted_status, reported_errors, signal_name, stop_signals_interrupt
@@ -49,6 +50,7 @@ if (
     TYPE_CHECKING
 ):  # the functions that use it at run time import it: it imports torch, --help does not need it
     from .. import batch as lib
+    from ..options import RestoreOptions
 
 
 class OutputFormat(str, Enum):
@@ -129,6 +131,35 @@ def batch(
             show_default=False,
         ),
     ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="auto|HOST:PORT",
+            help="Run on a Ray cluster: auto (RAY_ADDRESS, else the cluster 'ray start' made on this machine, "
+            "else a new local one) or the head's HOST:PORT. Needs: pip install 'apollo-cli[ray]'.",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="With --ray: how many workers (default: as many as the cluster's GPUs, or CPUs, hold).",
+            show_default=False,
+        ),
+    ] = None,
+    gpus_per_worker: Annotated[
+        float,
+        typer.Option("--gpus-per-worker", min=0, help="With --ray: GPUs per worker (0: CPU workers)."),
+    ] = 0.0,
+    cpus_per_worker: Annotated[
+        float,
+        typer.Option(
+            "--cpus-per-worker", min=0.01, help="With --ray: CPUs per worker (a CPU worker's torch threads)."
+        ),
+    ] = 1.0,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
     revision: RevisionOpt = None,
@@ -140,10 +171,14 @@ def batch(
 
     code = 0
     with reported_errors(debug), stop_signals_interrupt():
+        if ray_address is not None:
+            _check_ray_options(device)
+        elif workers is not None or gpus_per_worker or cpus_per_worker != 1.0:
+            raise OptionError("--workers, --gpus-per-worker and --cpus-per-worker go with --ray")
         chosen_shard = lib.parse_shard(shard) if shard is not None else None
         bits = lib.check_bit_depth(fmt.value, bit_depth)
         options = restore_options(chunk_seconds, batch_size, precision, compile, cutoff, keep_lows, stereo)
-        devices = lib.parse_devices(device)
+        devices = lib.parse_devices(device) if ray_address is None else []
         for target in dict.fromkeys(devices):  # an unsupported --precision fails before any work
             options.check(target)
         plan = lib.plan_batch(
@@ -156,7 +191,8 @@ def batch(
         if plan.jobs:  # an unusable output folder fails now, before a model is loaded or downloaded
             lib.check_output_dir(plan.output_dir)
         if not quiet:
-            err.print(_headline(plan, bits, devices), soft_wrap=True, highlight=False)
+            where = lib.describe_devices(devices) if ray_address is None else _on_ray(ray_address)
+            err.print(_headline(plan, bits, where), soft_wrap=True, highlight=False)
         if not plan.jobs:  # nothing to restore: no model to load
             summary = lib.plan_summary(plan)
             if quiet:
@@ -166,15 +202,28 @@ def batch(
             code = 0 if summary.ok else 1
         else:
             try:
-                with Display(err, quiet or not err.is_terminal).download(f"downloading {model}") as fetched:
-                    apollo = api.load_model(
-                        model, device=devices[0], download_progress=fetched, revision=revision,
-                        offline=offline or None,
+                if ray_address is not None:
+                    summary = _run_on_ray(
+                        plan, model, revision, offline, options, bits, quiet,
+                        address=ray_address, workers=workers, gpus=gpus_per_worker, cpus=cpus_per_worker,
                     )  # fmt: skip
-                with _BatchDisplay(quiet, plan, devices) as display:
-                    summary = lib.run_batch(
-                        plan, apollo, devices=devices, bit_depth=bits, options=options, events=display.handle
-                    )
+                else:
+                    with Display(err, quiet or not err.is_terminal).download(
+                        f"downloading {model}"
+                    ) as fetched:
+                        apollo = api.load_model(
+                            model, device=devices[0], download_progress=fetched, revision=revision,
+                            offline=offline or None,
+                        )  # fmt: skip
+                    with _BatchDisplay(quiet, plan, devices) as display:
+                        summary = lib.run_batch(
+                            plan,
+                            apollo,
+                            devices=devices,
+                            bit_depth=bits,
+                            options=options,
+                            events=display.handle,
+                        )
                 code = 0 if summary.ok else 1
             except lib.BatchInterrupted as stopped:
                 summary, code = stopped.summary, interrupted_status(stopped)
@@ -198,6 +247,55 @@ def batch(
         raise typer.Exit(code)
 
 
+# ------------------------------------------------------------------------------- Ray
+
+
+def _check_ray_options(device: str) -> None:
+    """``--ray`` needs Ray (said in one line, before any work), and chooses the workers' devices itself."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise MissingDependencyError("--ray needs Ray, which is not installed: pip install 'apollo-cli[ray]'")
+    if device != "auto":
+        raise OptionError(
+            "--device is for a run on this machine; with --ray the workers use a GPU with "
+            "--gpus-per-worker 1, else their CPUs"
+        )
+
+
+def _on_ray(address: str) -> str:
+    return "a Ray cluster (auto)" if address == "auto" else f"the Ray cluster at {address}"
+
+
+def _run_on_ray(
+    plan: lib.BatchPlan,
+    model: str,
+    revision: str | None,
+    offline: bool,
+    options: RestoreOptions,
+    bits: int,
+    quiet: bool,
+    *,
+    address: str,
+    workers: int | None,
+    gpus: float,
+    cpus: float,
+) -> lib.BatchSummary:
+    """The batch on Ray: the checkpoint is fetched here (workers get its bytes), then run_batch_ray."""
+    from .. import api
+    from ..batch import ray_runner
+    from ..provenance import ModelSource
+
+    with Display(err, quiet or not err.is_terminal).download(f"downloading {model}") as fetched:
+        path = api.resolve_checkpoint(model, revision=revision, progress=fetched, offline=offline or None)
+    source = ModelSource(model, revision, path)  # what the outputs' provenance names, as load_model does
+    with _BatchDisplay(quiet, plan, []) as display:
+        return ray_runner.run_batch_ray(
+            plan, source, options, address=address, workers=workers, gpus_per_worker=gpus,
+            cpus_per_worker=cpus, bit_depth=bits, events=display.handle,
+        )  # fmt: skip
+
+
 # ------------------------------------------------------------------------------- display
 
 
@@ -210,6 +308,7 @@ class _BatchDisplay:
         self.jobs = len(plan.jobs)
         names = [str(d) for d in devices]
         # Workers by device, numbered when a device has several (cpu,cpu -> cpu#1, cpu#2).
+        # Ray workers (no devices given) are named as they report in (WorkerReady).
         self.labels = [
             n if names.count(n) == 1 else f"{n}#{names[: i + 1].count(n)}" for i, n in enumerate(names)
         ]
@@ -275,6 +374,16 @@ class _BatchDisplay:
                 self.finished += 1
                 if not self.quiet:
                     self.print(f"[dim]skipped {_shown(event.name)}: {_shown(event.reason)}[/]")
+        elif isinstance(event, lib.WorkerReady):
+            self.labels += [f"worker {i + 1}" for i in range(len(self.labels), event.worker + 1)]
+            if not self.quiet:
+                self.print(
+                    f"[dim]worker {event.worker + 1} ready: {_shown(event.description)} (pid {event.pid})[/]"
+                )
+        elif isinstance(event, lib.WorkerLost):
+            if not self.quiet:
+                again = f"; trying {_shown(', '.join(event.retried))} again" if event.retried else ""
+                self.print(f"[yellow]worker {event.worker + 1} lost[/]: {_shown(event.reason)}{again}")
         elif isinstance(event, lib.Stopping) and not self.quiet:
             pending = (
                 f"; finishing {event.pending} restored file{'s' if event.pending != 1 else ''} "
@@ -322,7 +431,8 @@ class _BatchDisplay:
         elapsed = time.perf_counter() - start
         # The first chunk's speed says little: show one after half a second.
         speed = f"{done / elapsed:5.2f}× real time" if elapsed > 0.5 and done else "  -  × real time"
-        where = f"{self.labels[worker]} " if len(self.labels) > 1 else ""
+        label = self.labels[worker] if worker < len(self.labels) else f"worker {worker + 1}"
+        where = f"{label} " if len(self.labels) > 1 else ""
         label = f"  {where}{_shorten(visible(name), 40)}"
         info = f"{done:.1f}/{total:.1f} s  {speed}"
         if worker not in self.files:
@@ -389,9 +499,7 @@ def _describe_output(plan: lib.BatchPlan, bits: int) -> str:
     return f"{plan.format} {depth}"
 
 
-def _headline(plan: lib.BatchPlan, bits: int, devices: list) -> str:  # type: ignore[type-arg]
-    from .. import batch as lib
-
+def _headline(plan: lib.BatchPlan, bits: int, devices: str) -> str:
     scope = (
         f"shard {plan.shard} holds {_count(_total(plan), 'file')} of {plan.found}"
         if plan.shard
@@ -405,7 +513,7 @@ def _headline(plan: lib.BatchPlan, bits: int, devices: list) -> str:  # type: ig
     if plan.problems:
         parts.append(f"{len(plan.problems)} not restorable")
     where = f"→ {_shown(str(plan.output_dir))} ({_describe_output(plan, bits)})"
-    on = f" on {lib.describe_devices(devices)}" if plan.jobs else ""
+    on = f" on {devices}" if plan.jobs else ""
     return f"{_shown(str(plan.input_dir))}: {scope}; {', '.join(parts)} {where}{on}"
 
 
