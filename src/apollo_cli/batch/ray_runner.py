@@ -473,6 +473,12 @@ def _connected(address: str | None, runtime_env: dict[str, Any] | None) -> Itera
         )  # fmt: skip
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
         where = "a Ray cluster" if target is None else f"the Ray cluster at {target}"
+        causes = [exc, exc.__cause__, getattr(exc.__cause__, "__cause__", None)]
+        if any(isinstance(c, ray.exceptions.AuthenticationError) for c in causes):
+            raise OptionError(
+                f"cannot connect to {where}: it wants its authentication token; set RAY_AUTH_MODE=token and "
+                "give the token (~/.ray/auth_token, or RAY_AUTH_TOKEN), as for any Ray driver"
+            ) from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise OptionError(
             f"cannot connect to {where} ({first}); start one with 'ray start --head', or check --ray"

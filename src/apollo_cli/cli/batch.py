@@ -252,10 +252,12 @@ def batch(
 
 def _check_ray_options(device: str) -> None:
     """``--ray`` needs Ray (said in one line, before any work), and chooses the workers' devices itself."""
-    import importlib.util
-
-    if importlib.util.find_spec("ray") is None:
-        raise MissingDependencyError("--ray needs Ray, which is not installed: pip install 'apollo-cli[ray]'")
+    try:
+        import ray  # noqa: F401 - only whether it is there
+    except ImportError:
+        raise MissingDependencyError(
+            "--ray needs Ray, which is not installed: pip install 'apollo-cli[ray]'"
+        ) from None
     if device != "auto":
         raise OptionError(
             "--device is for a run on this machine; with --ray the workers use a GPU with "
