@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import mutagen
@@ -47,7 +47,7 @@ def files_under(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
 
 
-def outputs(names: list[str]) -> list[str]:
+def outputs(names: Iterable[str]) -> list[str]:
     return sorted(Path(n).with_suffix(".flac").as_posix() for n in names)
 
 
@@ -240,6 +240,28 @@ def test_a_killed_worker_loses_nothing(
     assert {name for e in lost for name in e.retried}  # files it held were sent again
     assert summary.ok and not summary.failed and len(summary.done) == len(GOOD)
     assert_same_outputs(reference[0], library.parent / "out")
+    no_leftovers(library.parent / "out")
+
+
+@needs_ray
+def test_a_file_lost_too_often_fails_and_the_batch_goes_on(cluster: str, library: Path) -> None:
+    """With one attempt per file, the files a killed worker held fail (one line each); the rest are done."""
+    (library / BAD).unlink()
+    plan = batch.plan_batch(library, library.parent / "out")
+    pids: dict[int, int] = {}
+
+    def on(event: batch.BatchEvent) -> None:
+        if isinstance(event, batch.WorkerReady):
+            pids[event.worker] = event.pid
+        elif isinstance(event, batch.FileDone) and event.worker == 0 and pids.get(0):
+            os.kill(pids.pop(0), signal.SIGKILL)
+
+    summary = batch.run_batch_ray(plan, TINY_MODEL, OPTIONS, workers=2, max_attempts=1, events=on)  # type: ignore[operator]
+    assert summary.failed and not summary.ok and summary.not_done == 0
+    for failure in summary.failed:
+        assert failure.reason.startswith("the Ray worker restoring it was lost once (last: "), failure.reason
+    assert len(summary.done) + len(summary.failed) == len(GOOD)
+    assert files_under(library.parent / "out") == outputs(d.job.name for d in summary.done)
     no_leftovers(library.parent / "out")
 
 

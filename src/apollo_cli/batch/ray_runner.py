@@ -492,6 +492,10 @@ def _connected(address: str | None, runtime_env: dict[str, Any] | None) -> Itera
         yield
     finally:
         ray.shutdown()
+        if threading_is_main():  # and put back what shutting down may have changed
+            for signum, handler in before.items():
+                if handler is not None:
+                    signal.signal(signum, handler)
 
 
 def threading_is_main() -> bool:
@@ -861,8 +865,8 @@ class _Run:
             self._release(job)
             self.emit(FileFailed(
                 job.name,
-                f"the Ray worker restoring it was lost {attempts} times (last: {why}); "
-                "it may need more memory than a worker has",
+                f"the Ray worker restoring it was lost {'once' if attempts == 1 else f'{attempts} times'} "
+                f"(last: {why}); run again to retry it, or give the workers more memory if it keeps happening",
                 job,
             ))  # fmt: skip
         self.emit(WorkerLost(slot.index, why, retried))
