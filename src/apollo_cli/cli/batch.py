@@ -377,6 +377,8 @@ class _BatchDisplay:
                 if not self.quiet:
                     self.print(f"[dim]skipped {_shown(event.name)}: {_shown(event.reason)}[/]")
         elif isinstance(event, lib.WorkerReady):
+            if not self.labels:  # speed and time left count from the first model loaded, as locally
+                self.started = time.perf_counter()
             self.labels += [f"worker {i + 1}" for i in range(len(self.labels), event.worker + 1)]
             if not self.quiet:
                 self.print(
