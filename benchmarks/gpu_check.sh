@@ -161,32 +161,36 @@ if missing:
     sys.exit("missing Python packages: " + ", ".join(missing) + "; carry them as wheels in .whl/")
 EOF
 
-# --- 1. the cuda tests
+# --- 1. the cuda tests (each test limited too, where pytest-timeout is there: a slow one fails
+# alone, and the JUnit XML is still written)
 if [[ $PARTS == *" tests "* ]]; then
-    run "cuda tests" 120 30 "$PY" -m pytest -m cuda -q -p no:cacheprovider tests/test_cuda.py \
+    PER_TEST=()
+    "$PY" -c "import pytest_timeout" >/dev/null 2>&1 && PER_TEST=(--timeout 100)
+    run "cuda tests" 150 30 "$PY" -m pytest -m cuda -q -p no:cacheprovider tests/test_cuda.py "${PER_TEST[@]}" \
         --junitxml "$RESULTS/parts/pytest.xml" --basetemp "${TMPDIR:-/tmp}/apollo-gpu-pytest"
 fi
 
-# --- 2. one file: precisions, --compile, batch sizes (a fresh process per configuration)
+# --- 2. one file, a fresh process per configuration; 3. apollo batch on many short files;
+# 4. one file again: --compile and batch sizes. In order of importance: a short budget cuts the last.
+BENCH=("$PY" benchmarks/bench.py --device "$DEVICE" --seconds "$SECONDS_AUDIO" --repeat 1)
 if [[ $PARTS == *" bench "* ]]; then
-    BENCH=("$PY" benchmarks/bench.py --device "$DEVICE" --seconds "$SECONDS_AUDIO" --repeat 1)
     run "bench: ${PRECISIONS[*]}" 75 30 "${BENCH[@]}" --precision "${PRECISIONS[@]}" \
         --json "$RESULTS/parts/bench-precision.json"
-    run "bench: $FAST --compile" 90 45 "${BENCH[@]}" --precision "$FAST" --compile yes \
-        --json "$RESULTS/parts/bench-compile.json"
-    run "bench: $FAST batch sizes 1, 4" 45 25 "${BENCH[@]}" --precision "$FAST" --batch-size 1 4 \
-        --json "$RESULTS/parts/bench-batch.json"
 fi
-
-# --- 3. apollo batch on many short files
 if [[ $PARTS == *" batch "* ]]; then
     secs=$(limit 130)
     run "apollo batch, $FILES × $FILE_SECONDS s" 130 30 "$PY" benchmarks/gpu_batch.py --device "$DEVICE" \
         --files "$FILES" --seconds "$FILE_SECONDS" --budget $((secs - 30)) --json "$RESULTS/parts/batch.json" \
         "${TINY[@]}" ${RUNS[@]+--runs "${RUNS[@]}"}
 fi
+if [[ $PARTS == *" bench "* ]]; then
+    run "bench: $FAST --compile" 90 45 "${BENCH[@]}" --precision "$FAST" --compile yes \
+        --json "$RESULTS/parts/bench-compile.json"
+    run "bench: $FAST batch sizes 1, 4" 45 25 "${BENCH[@]}" --precision "$FAST" --batch-size 1 4 \
+        --json "$RESULTS/parts/bench-batch.json"
+fi
 
-# --- 4. the table, last
+# --- 5. the table, last
 echo
 "$PY" benchmarks/gpu_report.py "$RESULTS" || FAILED+=("report")
 echo
