@@ -124,6 +124,22 @@ if torch.cuda.is_available():
     env.update(gpu=torch.cuda.get_device_name(0), gpus=torch.cuda.device_count(),
                memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1),
                bf16=torch.cuda.is_bf16_supported())
+    # The card's big-GEMM peak per precision (TF32 off): the limit the RTFs are read against.
+    import time
+    torch.backends.cuda.matmul.allow_tf32 = False
+    env["gemm_tflops"] = {}
+    for name, dtype, runs in (("fp32", torch.float32, 4), ("bf16", torch.bfloat16, 20), ("fp16", torch.float16, 20)):
+        a = torch.randn(8192, 8192, device="cuda", dtype=dtype)
+        b = torch.randn_like(a)
+        for _ in range(2):
+            a @ b
+        torch.cuda.synchronize()
+        began = time.perf_counter()
+        for _ in range(runs):
+            a @ b
+        torch.cuda.synchronize()
+        env["gemm_tflops"][name] = round(2 * 8192**3 * runs / (time.perf_counter() - began) / 1e12, 1)
+    del a, b
 if shutil.which("nvidia-smi"):
     env["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
                                    capture_output=True, text=True).stdout.strip()

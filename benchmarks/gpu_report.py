@@ -19,6 +19,8 @@ from typing import Any
 
 #: Issue 14's targets, in audio seconds per second, on a batch of files (one H100/H200-class card).
 TARGETS = {"bf16": 300.0, "fp32": 40.0}
+#: The full-size model's cost, GFLOP per second of stereo (bench.py's figure, when it did not write one).
+COST_GFLOP = 512.0
 
 
 def tests(parts: Path) -> dict[str, Any] | None:
@@ -49,6 +51,14 @@ def snr(row: dict[str, Any]) -> float | str | None:
     if match:
         return float(match.group(1))
     return text or None
+
+
+def limits(env: dict[str, Any], parts: Path) -> dict[str, float]:
+    """The limit's RTF per precision: the model's cost over the card's big-GEMM peak (gpu_check.sh's)."""
+    cost = COST_GFLOP
+    for path in parts.glob("bench-*.json"):
+        cost = json.loads(path.read_text()).get("machine", {}).get("gflop_per_audio_second") or cost
+    return {p: cost / (tflops * 1e3) for p, tflops in (env.get("gemm_tflops") or {}).items() if tflops}
 
 
 def bench_rows(parts: Path) -> list[dict[str, Any]]:
@@ -87,6 +97,7 @@ def main() -> None:
         "gpu": env.get("gpu") or batch.get("device"),
         "environment": env,
         "tests": tests(parts),
+        "limit_rtf": limits(env, parts),
         "bench": bench_rows(parts),
         "batch": batch,
         "targets": {},
@@ -100,6 +111,16 @@ def main() -> None:
                 "met": row["audio_s_per_s"] >= TARGETS[precision] and not row.get("error"),
             }
     (results / "gpu_check.json").write_text(json.dumps(report, indent=2))
+    print("\n".join(render(report, env, batch)))
+
+
+def render(report: dict[str, Any], env: dict[str, Any], batch: dict[str, Any]) -> list[str]:
+    """The table's lines."""
+    limit: dict[str, float] = report["limit_rtf"]
+
+    def x_limit(row: dict[str, Any]) -> str:
+        rtf, precision = row.get("rtf"), row.get("precision")
+        return fmt(rtf / limit[precision], ".1f") if rtf and precision in limit else "-"
 
     out = [f"== apollo-cli GPU check: {report['gpu'] or 'no GPU'}; torch {env.get('torch', '?')} =="]
     t = report["tests"]
@@ -110,20 +131,24 @@ def main() -> None:
             f"cuda tests: {t['passed']} passed, {t['failures'] + t['errors']} failed, {t['skipped']} skipped "
             f"in {t['seconds']:.0f} s" + "".join(f"\n  FAILED {name}" for name in t["failed"])
         )
+    if limit:
+        peaks = ", ".join(f"{p} {v:.0f}" for p, v in env["gemm_tflops"].items())
+        rtfs = ", ".join(f"{p} {r:.5f}" for p, r in limit.items())
+        out.append(f"big-GEMM peak (8192³, TF32 off): {peaks} TFLOP/s; the limit's RTF (cost / peak): {rtfs}")
     if report["bench"]:
         out.append("\none file (bench.py: decode, restore, write; a fresh process each, first call included)")
-        out.append(f"{'audio':>6s} {'precision':9s} {'compile':7s} {'batch':>5s} {'RTF':>8s} {'audio s/s':>9s} "
-                   f"{'peak GPU MB':>11s}  SNR vs fp32")  # fmt: skip
+        out.append(
+            f"{'audio':>6s} {'precision':9s} {'compile':7s} {'batch':>5s} {'RTF':>8s} {'x limit':>7s} "
+            f"{'audio s/s':>9s} {'peak GPU MB':>11s}  SNR vs fp32"
+        )
         for r in report["bench"]:
+            snr = (
+                f"{r['snr_vs_fp32']:.1f} dB" if isinstance(r["snr_vs_fp32"], float) else fmt(r["snr_vs_fp32"])
+            )
             out.append(
                 f"{fmt(r['seconds'], '.0f'):>5s}s {r['precision'] or '?':9s} {r['compile'] or '?':7s} "
-                f"{fmt(r['batch_size'], 'd', 'auto'):>5s} {fmt(r['rtf'], '.4f'):>8s} {fmt(r['audio_s_per_s']):>9s} "
-                f"{fmt(r['peak_gpu_mb'], '.0f'):>11s}  "
-                + (
-                    f"{r['snr_vs_fp32']:.1f} dB"
-                    if isinstance(r["snr_vs_fp32"], float)
-                    else fmt(r["snr_vs_fp32"])
-                )
+                f"{fmt(r['batch_size'], 'd', 'auto'):>5s} {fmt(r['rtf'], '.4f'):>8s} {x_limit(r):>7s} "
+                f"{fmt(r['audio_s_per_s']):>9s} {fmt(r['peak_gpu_mb'], '.0f'):>11s}  {snr}"
             )
     else:
         out.append("\none file (bench.py): no results")
@@ -134,21 +159,19 @@ def main() -> None:
             f"as long as all of them; warm, in one process; {batch.get('model', '')})"
         )
         out.append(
-            f"{'run':14s} {'devices':15s} {'audio s/s':>9s} {'RTF':>8s} {'GPU busy':>8s} {'peak GPU MB':>11s}  SNR vs fp32"
+            f"{'run':14s} {'devices':15s} {'audio s/s':>9s} {'RTF':>8s} {'x limit':>7s} {'GPU busy':>8s} "
+            f"{'peak GPU MB':>11s}  SNR vs fp32"
         )
         for r in runs:
             if "skipped" in r or "error" in r:
-                out.append(
-                    f"{r['run']:14s} {r['devices']:15s} "
-                    + (f"skipped: {r['skipped']}" if "skipped" in r else "FAILED")
-                )
+                why = f"skipped: {r['skipped']}" if "skipped" in r else "FAILED"
+                out.append(f"{r['run']:14s} {r['devices']:15s} {why}")
                 continue
             busy = f"{r['gpu_util_mean']:.0f} %" if r.get("gpu_util_mean") is not None else "-"
+            snr = f"{r['snr_vs_fp32_db']:.1f} dB" if r.get("snr_vs_fp32_db") is not None else "-"
             out.append(
-                f"{r['run']:14s} {r['devices']:15s} {r['audio_s_per_s']:9.1f} {r['rtf']:8.4f} {busy:>8s} "
-                f"{fmt(r.get('peak_gpu_mb'), '.0f'):>11s}  "
-                + fmt(r.get("snr_vs_fp32_db"), ".1f")
-                + (" dB" if r.get("snr_vs_fp32_db") is not None else "")
+                f"{r['run']:14s} {r['devices']:15s} {r['audio_s_per_s']:9.1f} {r['rtf']:8.4f} {x_limit(r):>7s} "
+                f"{busy:>8s} {fmt(r.get('peak_gpu_mb'), '.0f'):>11s}  {snr}"
             )
     else:
         out.append("\napollo batch: no results")
@@ -157,7 +180,7 @@ def main() -> None:
             f"target, {name}: {target['measured']:.0f} audio s/s against {target['target_audio_s_per_s']:.0f}: "
             + ("met" if target["met"] else "MISSED")
         )
-    print("\n".join(out))
+    return out
 
 
 if __name__ == "__main__":

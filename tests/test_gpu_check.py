@@ -62,7 +62,9 @@ def parts(tmp_path: Path) -> Path:
     """What the check's parts leave, in the forms both versions of bench.py write."""
     folder = tmp_path / "parts"
     folder.mkdir()
-    (folder / "env.json").write_text(json.dumps({"gpu": "NVIDIA H100 80GB HBM3", "torch": "2.11.0+cu130"}))
+    (folder / "env.json").write_text(json.dumps({
+        "gpu": "NVIDIA H100 80GB HBM3", "torch": "2.11.0+cu130", "gemm_tflops": {"fp32": 51.2, "bf16": 800.0},
+    }))  # fmt: skip
     (folder / "pytest.xml").write_text(
         '<?xml version="1.0"?><testsuites><testsuite name="pytest" errors="0" failures="1" skipped="0" '
         'tests="13" time="61.5"><testcase classname="tests.test_cuda" name="test_a"/>'
@@ -111,6 +113,13 @@ def test_report_table_and_json(tmp_path: Path) -> None:
     assert "== apollo-cli GPU check: NVIDIA H100 80GB HBM3; torch 2.11.0+cu130 ==" in out
     assert "cuda tests: 12 passed, 1 failed, 0 skipped in 62 s\n  FAILED tests.test_cuda::test_b" in out
     assert "41.2 dB" in out and "40.5 dB" in out and "(reference)" in out
+    # The limit: 512 GFLOP per audio second over the peak; the rows' RTF against it.
+    assert (
+        "big-GEMM peak (8192³, TF32 off): fp32 51, bf16 800 TFLOP/s; the limit's RTF (cost / peak): " in out
+    )
+    assert "fp32 0.01000, bf16 0.00064" in out
+    assert "  300s fp32      no       auto   0.0200     2.0      50.0       20480  -" in out
+    assert "short:bf16     cuda:0              320.0   0.0031     4.9     93 %        9000  41.0 dB" in out
     assert "compile:bf16   cuda:0          skipped: over the time budget of 70 s" in out
     assert out.rstrip().endswith("target, fp32 on a batch of files: 35 audio s/s against 40: MISSED")
     assert "target, bf16 on a batch of files: 320 audio s/s against 300: met" in out
