@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -130,6 +131,7 @@ def auto_batch_size(model: Apollo, window_samples: int, channels: int, device: t
     On a GPU: as many windows as fit in 60 % of its free memory, by an estimate of
     what one window needs (the float32 residual stream and its copy in each time
     block, the encoder's temporaries, the spectra), capped at :data:`MAX_AUTO_BATCH`.
+    An estimate: a batch that does not fit after all steps down (:class:`BatchFit`).
     On a CPU batching gains nothing but memory, so 1.
     """
     if device.type != "cuda":
@@ -140,6 +142,84 @@ def auto_batch_size(model: Apollo, window_samples: int, channels: int, device: t
     per_window += frames * channels * cfg.bins * 8 * 4  # complex spectra
     free, _total = torch.cuda.mem_get_info(device)
     return max(1, min(MAX_AUTO_BATCH, int(0.6 * free) // per_window))
+
+
+class BatchFit:
+    """Runs each batch of chunks on the device, in smaller parts when it does not fit in its memory.
+
+    The automatic batch size (``options.batch_size`` of ``None``) is an estimate made from the
+    memory free when a restore starts, and other workers or programs on the card take memory
+    too; so when a call runs out of device memory, the size steps down (to its largest proper
+    divisor: 16, 8, 4, 2, 1) and the failed batch is run again in parts of that size, as is
+    every batch after it. The new size divides the old one, so the chunks are grouped exactly
+    as a run at the smaller size would group them, and the output is that run's output. A
+    batch size the user chose is theirs to change: running out of memory with it, or with one
+    chunk at a time, is a one-line :class:`~apollo_cli.errors.OptionError` saying what to do.
+    """
+
+    def __init__(self, size: int, device: torch.device, chunk_seconds: float, *, chosen: bool) -> None:
+        self.size = size
+        self.device = device
+        self.chunk_seconds = chunk_seconds
+        self.chosen = chosen
+        # Parallel streams (apollo_cli.streams) share one: a failure steps down once.
+        self._lock = threading.Lock()
+
+    def run(self, model: Apollo, x: Tensor, **kwargs: object) -> Tensor:
+        """``model(x, **kwargs)``, the batch ``x`` taken :attr:`size` windows at a time."""
+        parts: list[Tensor] = []
+        start = 0
+        while start < x.shape[0]:
+            size = self.size
+            part = _unless_out_of_memory(model, x[start : start + size], kwargs)
+            if part is None:
+                self._step_down(size)
+                continue
+            parts.append(part)
+            start += part.shape[0]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _step_down(self, failed: int) -> None:
+        """Make :attr:`size` smaller than ``failed``, which did not fit, or say why it cannot be."""
+        if self.device.type == "cuda":
+            # The failed call's tensors are free now; hand their memory back to the card,
+            # for the smaller parts, other workers and the message's figure.
+            with torch.cuda.device(self.device):
+                torch.cuda.empty_cache()
+        with self._lock:
+            if self.size < failed:  # another stream stepped down meanwhile
+                return
+            if self.chosen or self.size == 1:
+                raise OptionError(self._message())
+            self.size = next(self.size // p for p in range(2, self.size + 1) if self.size % p == 0)
+
+    def _message(self) -> str:
+        memory = ""
+        if self.device.type == "cuda":
+            free, total = torch.cuda.mem_get_info(self.device)
+            memory = f"; {free / 2**30:.1f} of {total / 2**30:.1f} GiB free"
+        chunks = f"{self.chunk_seconds:g} s chunks{memory}"
+        if self.chosen and self.size > 1:
+            return (
+                f"out of memory on {self.device} with --batch-size {self.size} ({chunks}): use a smaller "
+                "--batch-size or --chunk-seconds, or leave --batch-size out to let apollo choose"
+            )
+        return (
+            f"out of memory on {self.device} with one chunk at a time ({chunks}): use a smaller "
+            "--chunk-seconds, or free the device's memory"
+        )
+
+
+def _unless_out_of_memory(model: Apollo, x: Tensor, kwargs: dict[str, object]) -> Tensor | None:
+    """``model(x, **kwargs)``, or ``None`` when the device ran out of memory.
+
+    The retry happens in the caller, after this handler has ended: until then the
+    exception's traceback keeps the failed call's tensors, and their memory, alive.
+    """
+    try:
+        return model(x, **kwargs)
+    except torch.cuda.OutOfMemoryError:
+        return None
 
 
 def restore_waveform(
@@ -239,6 +319,7 @@ def restore_stream(
         compiled=options.compile,
         items=windows_in(total, core_frames * cfg.hop, channels),
     )
+    fit = BatchFit(batch_size, device, options.chunk_seconds, chosen=options.batch_size is not None)
     # Pinned host memory lets the copy to a GPU overlap with work already queued.
     pin = device.type == "cuda"
     if pin:
@@ -248,7 +329,9 @@ def restore_stream(
         if pin:
             stacked = stacked.pin_memory()
         try:
-            result = model(stacked.to(device, non_blocking=pin), keep=keep, use_compiled=options.compile)
+            result = fit.run(
+                model, stacked.to(device, non_blocking=pin), keep=keep, use_compiled=options.compile
+            )
         except torch._dynamo.exc.BackendCompilerFailed as exc:
             # A compiler that is installed but cannot build TorchInductor's code.
             line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
