@@ -266,25 +266,30 @@ def test_a_file_lost_too_often_fails_and_the_batch_goes_on(cluster: str, library
 
 
 @needs_ray
-def test_ctrl_c_then_rerun_resumes(cluster: str, library: Path, tmp_path: Path) -> None:
+def test_ctrl_c_then_rerun_resumes(
+    cluster: str, library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A real SIGINT to the driver mid-batch (CLI, in this process): exit 130, whole files only; a re-run finishes."""
+    from apollo_cli.batch import ray_runner
+
     (library / BAD).unlink()
     out = library.parent / "lib-restored"
     fired = threading.Event()
+    real = ray_runner.audio.atomic_output
 
-    def interrupt_after_the_first_file() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if out.exists() and any(p.suffix == ".flac" for p in out.rglob("*.flac")):
-                os.kill(os.getpid(), signal.SIGINT)
-                fired.set()
-                return
-            time.sleep(0.01)
+    @contextlib.contextmanager
+    def interrupt_after_the_first_file(path: Path) -> Iterator[Path]:
+        # The driver writes in its main thread: the SIGINT sent here is taken before the next
+        # safe point, when at most workers x 2 other files are in flight: no race with the batch.
+        with real(path) as tmp:
+            yield tmp
+        if not fired.is_set():
+            fired.set()
+            os.kill(os.getpid(), signal.SIGINT)
 
-    watcher = threading.Thread(target=interrupt_after_the_first_file, daemon=True)
-    watcher.start()
+    monkeypatch.setattr(ray_runner.audio, "atomic_output", interrupt_after_the_first_file)
     first = run_cli("batch", library, "--ray", "auto", "--workers", "2", *CLI_OPTIONS)
-    watcher.join(timeout=5)
+    monkeypatch.setattr(ray_runner.audio, "atomic_output", real)
     assert fired.is_set()
     assert first.exit_code == 130, first.output
     assert "interrupted:" in first.stderr and "run the same command again" in first.stderr

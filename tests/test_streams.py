@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -44,17 +43,22 @@ def test_streams_chunked_equals_whole_file(model: apollo_cli.Apollo) -> None:
 
 
 def test_streams_deliver_in_order_when_a_later_window_finishes_first(model: apollo_cli.Apollo) -> None:
-    """The first window is slowed down: the ones after it finish first, yet sink() sees them in order."""
+    """The first window waits until a later one has finished, yet sink() sees them in order."""
     wave = torch.from_numpy(make_music(1.5, channels=2))
     expected = restore_waveform(model, wave, RestoreOptions(chunk_seconds=0.4, streams=1))
     real = model.forward
     finished: list[int] = []
+    later_done = threading.Event()
 
     def slow_first(wav: torch.Tensor, keep: Any = None, use_compiled: bool = False) -> torch.Tensor:
-        if keep is not None and keep[0] == 0:
-            time.sleep(0.3)
+        first = keep is None or keep[0] == 0
+        # Two streams hold the first window's channels; the third runs a later window meanwhile.
+        if first:
+            assert later_done.wait(timeout=120), "no later window finished while the first waited"
         out = real(wav, keep=keep, use_compiled=use_compiled)
-        finished.append(keep[0] if keep else 0)
+        finished.append(0 if first else keep[0])
+        if not first:
+            later_done.set()
         return out
 
     model.forward = slow_first  # type: ignore[method-assign]
