@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS, RestoreOptions, parse_frequency
+from ..options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS
 from ..registry import DEFAULT_MODEL
 from . import app, interrupted_status, reported_errors, signal_name, stop_signals_interrupt
 from .console import display_console, err, out
@@ -36,6 +36,7 @@ from .options import (
     QuietOpt,
     RevisionOpt,
     StereoOpt,
+    restore_options,
 )
 from .progress import Display, format_duration
 
@@ -157,14 +158,7 @@ def evaluate(
 
     code = 0
     with reported_errors(debug), stop_signals_interrupt():
-        options = RestoreOptions(
-            chunk_seconds=chunk_seconds,
-            batch_size=batch_size,
-            precision=precision,
-            cutoff=parse_frequency("--cutoff", cutoff),
-            keep_lows=parse_frequency("--keep-lows", keep_lows),
-            stereo=stereo,
-        )
+        options = restore_options(chunk_seconds, batch_size, precision, False, cutoff, keep_lows, stereo)
         # Everything that can fail in a second fails before a model is loaded or anything encoded.
         chosen = coding.get_codec(codec)
         rates = coding.check_bitrates(chosen, coding.parse_bitrates(bitrates))
