@@ -288,7 +288,13 @@ def test_ctrl_c_then_rerun_resumes(
             os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(ray_runner.audio, "atomic_output", interrupt_after_the_first_file)
-    first = run_cli("batch", library, "--ray", "auto", "--workers", "2", *CLI_OPTIONS)
+    # As a terminal gives it: a shell without job control (CI's may be one) starts background
+    # commands with SIGINT ignored, and Python keeps an ignored SIGINT ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        first = run_cli("batch", library, "--ray", "auto", "--workers", "2", *CLI_OPTIONS)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     monkeypatch.setattr(ray_runner.audio, "atomic_output", real)
     assert fired.is_set()
     assert first.exit_code == 130, first.output
