@@ -13,7 +13,7 @@ import apollo_cli
 from apollo_cli import compiled
 from apollo_cli import model as model_module
 from apollo_cli.options import RestoreOptions
-from helpers import TINY_MODEL, assert_one_line_error, make_music, run_cli
+from helpers import TINY_MODEL, assert_one_line_error, make_music, run_cli, snr_db
 
 needs_compiler = pytest.mark.skipif(
     not any(__import__("shutil").which(c) for c in ("g++", "c++")), reason="no C++ compiler for TorchInductor"
@@ -34,7 +34,11 @@ def model() -> apollo_cli.Apollo:
 
 
 @needs_compiler
-def test_compiled_matches_eager(model: apollo_cli.Apollo, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("streams", [1, 2])
+def test_compiled_matches_eager(
+    model: apollo_cli.Apollo, monkeypatch: pytest.MonkeyPatch, streams: int
+) -> None:
+    """Compiled on all threads (one stream) and in parallel single-thread streams alike."""
     # 1.3 s in 0.5 s chunks: full chunks and a shorter last one, so padded tail slices too.
     audio = make_music(1.3)
     eager = apollo_cli.restore(model, audio, 44100, options=RestoreOptions(chunk_seconds=0.5))
@@ -50,7 +54,8 @@ def test_compiled_matches_eager(model: apollo_cli.Apollo, monkeypatch: pytest.Mo
         return compiled_fn
 
     monkeypatch.setattr(compiled, "compiled", counting)
-    fast = apollo_cli.restore(model, audio, 44100, options=RestoreOptions(chunk_seconds=0.5, compile=True))
+    options = RestoreOptions(chunk_seconds=0.5, compile=True, streams=streams)
+    fast = apollo_cli.restore(model, audio, 44100, options=options)
     layers = model.config.layers
     # Every band slice and every time-block slice went through the compiled functions.
     assert used.count("band_slice") >= layers and used.count("time_update") >= 3 * layers
@@ -58,6 +63,21 @@ def test_compiled_matches_eager(model: apollo_cli.Apollo, monkeypatch: pytest.Mo
     err = np.abs(fast - eager).max()
     assert err <= 1e-5 * np.abs(eager).max(), err
     assert np.isfinite(fast).all()
+
+
+@needs_compiler
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has no bfloat16")
+def test_compiled_bf16_matches_eager_bf16(model: apollo_cli.Apollo) -> None:
+    """bfloat16 compiled: as close to float32 as eager bfloat16 is (they round at other places)."""
+    audio = make_music(1.3)
+    reference = apollo_cli.restore(model, audio, 44100, options=RestoreOptions(chunk_seconds=0.5))
+    eager = apollo_cli.restore(
+        model, audio, 44100, options=RestoreOptions(chunk_seconds=0.5, precision="bf16")
+    )
+    options = RestoreOptions(chunk_seconds=0.5, precision="bf16", compile=True)
+    fast = apollo_cli.restore(model, audio, 44100, options=options)
+    assert snr_db(reference, fast) > snr_db(reference, eager) - 1.0
+    assert snr_db(eager, fast) < 100  # compiled for real: not the eager numbers
 
 
 @needs_compiler

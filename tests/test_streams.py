@@ -182,27 +182,26 @@ def _streams_end() -> None:
 
 
 def test_plan_picks_one_stream_per_thread_on_the_cpu() -> None:
-    assert plan_streams(None, CPU, compiled=False, items=None, threads=2) == StreamPlan(2, 1)
-    assert plan_streams(None, CPU, compiled=False, items=100, threads=64) == StreamPlan(MAX_AUTO_STREAMS, 8)
-    assert plan_streams(None, CPU, compiled=False, items=None, threads=1) == StreamPlan(1, 1)
+    assert plan_streams(None, CPU, items=None, threads=2) == StreamPlan(2, 1)
+    assert plan_streams(None, CPU, items=100, threads=64) == StreamPlan(MAX_AUTO_STREAMS, 8)
+    assert plan_streams(None, CPU, items=None, threads=1) == StreamPlan(1, 1)
 
 
 def test_plan_gives_a_short_file_all_threads() -> None:
     """One window (a mono file shorter than a chunk) runs on every thread; two share them."""
-    assert plan_streams(None, CPU, compiled=False, items=1, threads=2) == StreamPlan(1, 2)
-    assert plan_streams(None, CPU, compiled=False, items=2, threads=4) == StreamPlan(2, 2)
+    assert plan_streams(None, CPU, items=1, threads=2) == StreamPlan(1, 2)
+    assert plan_streams(None, CPU, items=2, threads=4) == StreamPlan(2, 2)
     assert windows_in(44100 * 25, 44100 * 10, 2) == 6 and windows_in(None, 441, 2) is None
 
 
-def test_plan_keeps_one_stream_off_the_cpu_and_when_compiled() -> None:
-    assert plan_streams(None, torch.device("cuda"), compiled=False, items=None, threads=8) == StreamPlan(1, 8)
-    assert plan_streams(None, CPU, compiled=True, items=None, threads=2) == StreamPlan(1, 2)
+def test_plan_keeps_one_stream_off_the_cpu() -> None:
+    assert plan_streams(None, torch.device("cuda"), items=None, threads=8) == StreamPlan(1, 8)
 
 
 def test_plan_takes_an_explicit_count() -> None:
-    assert plan_streams(1, CPU, compiled=False, items=None, threads=2) == StreamPlan(1, 2)
-    assert plan_streams(4, CPU, compiled=False, items=None, threads=2) == StreamPlan(4, 1)
-    assert plan_streams(4, CPU, compiled=False, items=2, threads=2) == StreamPlan(2, 1)
+    assert plan_streams(1, CPU, items=None, threads=2) == StreamPlan(1, 2)
+    assert plan_streams(4, CPU, items=None, threads=2) == StreamPlan(4, 1)
+    assert plan_streams(4, CPU, items=2, threads=2) == StreamPlan(2, 1)
 
 
 @pytest.mark.parametrize("value", [0, -1, True])
@@ -211,10 +210,7 @@ def test_streams_option_is_checked(value: int) -> None:
         RestoreOptions(streams=value)
 
 
-def test_streams_refused_with_compile_and_off_the_cpu() -> None:
-    with pytest.raises(OptionError, match="parallel streams are for eager inference"):
-        RestoreOptions(streams=2, compile=True)
-    RestoreOptions(streams=1, compile=True)
+def test_streams_refused_off_the_cpu() -> None:
     with pytest.raises(OptionError, match="parallel streams are for CPUs, not cuda"):
         RestoreOptions(streams=2).check(torch.device("cuda"))
     RestoreOptions(streams=2).check(CPU)

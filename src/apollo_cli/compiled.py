@@ -6,16 +6,27 @@ of plain tensors that eager inference and ``--compile`` both call:
 - :func:`apollo_cli.model.band_slice`: one slice of the across-band transformer block;
 - :func:`apollo_cli.model.time_update`: one slice of a residual time block's update.
 
-Eagerly they take oneDNN's prepacked weights (with the SiLU fused into the product)
-and complex rotary products; compiled, they get plain weights, which TorchInductor
-traces, and fuses the element-wise work between the products (norms, SiLU and
-gating, rotary embeddings, residual adds) into the products' neighbours.
+Compiled, they get the same operands as eagerly, and the matrix products stay
+what they are eagerly (:func:`apollo_cli.model.linear`, which the compiler leaves
+alone): on a CPU oneDNN's, with prepacked weights and the SiLU fused in.
+TorchInductor compiles what lies between them: the norms and their casts, the
+rotary embedding, the SiLU gating, the depthwise convolution and the residual adds,
+each fused into a few loops instead of a dozen passes over memory. That is about
+10 % of a slice's time in float32 and in bfloat16, measured on one core
+(docs/performance.md).
+
+Measured and not kept: compiling each layer with its weights frozen into the graph
+(``torch._inductor.config.freezing``). On a CPU without AMX it was no faster than the
+above in float32 and 3 % faster in bfloat16, and its graphs hold oneDNN-prepacked
+constants, which TorchInductor cannot cache: every run compiled 24 graphs again.
 
 One compiled function serves every layer (weights are arguments, not constants),
-and slices are padded to a fixed length so that a run compiles each function once
-per shape (one for stereo, one for mono) instead of once per tail. Compiled kernels
-are cached on disk by TorchInductor (see :func:`cache_dir`), so only the first run
-on a machine pays the full compile time.
+and slices are padded to a fixed length, so a run compiles each function once per
+shape (one for stereo, one for mono windows) instead of once per tail. Kernels are
+built to take their thread count at run time, so the same kernels serve parallel
+single-thread streams (:mod:`apollo_cli.streams`) and one stream on every thread.
+Compiled kernels are cached on disk by TorchInductor (see :func:`cache_dir`), so
+only the first run on a machine pays the full compile time.
 
 The results are not bit-identical to the eager path (the compiler reorders sums
 and uses fused multiply-adds): measured within 1e-5 relative in float32.
@@ -83,7 +94,9 @@ def compiled(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
         compiled_fn = _compiled.get(fn)
         if compiled_fn is None:
             os.environ.setdefault(CACHE_ENV, str(cache_dir()))
-            compiled_fn = torch.compile(fn, dynamic=False)
+            # dynamic_threads: each kernel asks OpenMP for the calling thread's count, so
+            # kernels compiled in a single-thread stream also serve a restore on all threads.
+            compiled_fn = torch.compile(fn, dynamic=False, options={"cpp.dynamic_threads": True})
             _compiled[fn] = compiled_fn
     return compiled_fn
 

@@ -316,7 +316,6 @@ def restore_stream(
     plan = plan_streams(
         options.streams,
         device,
-        compiled=options.compile,
         items=windows_in(total, core_frames * cfg.hop, channels),
     )
     fit = BatchFit(batch_size, device, options.chunk_seconds, chosen=options.batch_size is not None)

@@ -13,8 +13,8 @@ across-band and along-time steps.
 The arithmetic of a layer is stated once, as two functions of plain tensors:
 :func:`band_slice` (the across-band block) and :func:`time_update` (a time block's
 update). The modules only hold the checkpoint's weights and hand these functions
-their operands: eagerly oneDNN-prepacked weights, under ``--compile`` plain ones
-(:mod:`apollo_cli.compiled` compiles the same two functions).
+their operands (on CPUs, oneDNN-prepacked weights); :mod:`apollo_cli.compiled`
+compiles the same two functions for ``--compile``.
 """
 
 from __future__ import annotations
@@ -205,12 +205,17 @@ def packed_products(device: torch.device) -> bool:
     return USE_ONEDNN and device.type == "cpu"
 
 
+@torch.compiler.disable
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, silu: bool = False) -> Tensor:
     """``x @ weight.T + bias`` over the last axis, then SiLU when ``silu``.
 
     ``weight`` is a plain ``(out, in)`` matrix, or one prepacked for oneDNN (see
     :meth:`Conv1x1.weights`): then oneDNN's product runs, with the SiLU fused into it.
-    Plain weights are what ``torch.compile`` traces (it prepacks by itself).
+
+    Never traced by ``torch.compile``, which works on what lies between the
+    products: a product is one call to oneDNN, the BLAS or cuBLAS whichever way it
+    is run, and the compiler cannot take prepacked weights (it reads them as dense
+    tensors, torch 2.13).
     """
     if weight.is_mkldnn:
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "swish" if silu else "none", [], "")
@@ -476,15 +481,14 @@ class BandAttention(nn.Module):
     def forward(self, x: Tensor, compiled_rows: int | None = None) -> Tensor:
         """Update ``x`` shaped ``(R, K, N)`` in place through :func:`band_slice`, and return it.
 
-        Eagerly with oneDNN's prepacked weights where they work; with
-        ``compiled_rows``, through the compiled function instead, on ``x`` padded to
-        that many rows (one shape for the whole run).
+        With oneDNN's prepacked weights where they work; with ``compiled_rows``,
+        through the compiled function, on ``x`` padded to that many rows (one shape
+        for the whole run).
         """
         dtype = _compute_dtype(x)
+        p = self.params(dtype, x.device, x.shape[1], packed_products(x.device))
         if compiled_rows is None:
-            p = self.params(dtype, x.device, x.shape[1], packed_products(x.device))
             return band_slice(x, p, self.heads, dtype)
-        p = self.params(dtype, x.device, x.shape[1], packed=False)
         padded = compiled.pad_rows(x, compiled_rows)
         out = compiled.compiled(band_slice)(padded, p, self.heads, dtype)
         return x if padded is x else x.copy_(out[: x.shape[0]])
@@ -527,12 +531,8 @@ class TimeBlock(nn.Module):
         pad = TIME_KERNEL // 2
         frames = x.shape[0]
         dtype = _compute_dtype(x)
-        if use_compiled:
-            update = compiled.compiled(time_update)
-            p = self.params(dtype, x.device, packed=False)
-        else:
-            update = time_update
-            p = self.params(dtype, x.device, packed_products(x.device))
+        update = compiled.compiled(time_update) if use_compiled else time_update
+        p = self.params(dtype, x.device, packed_products(x.device))
         pending: tuple[int, int, Tensor] | None = None
         for s in range(lo, hi, step):
             e = min(s + step, hi)

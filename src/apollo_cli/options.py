@@ -80,10 +80,6 @@ class RestoreOptions:
             raise OptionError(f"batch size must be at least 1, got {self.batch_size}")
         if self.streams is not None and (isinstance(self.streams, bool) or self.streams < 1):
             raise OptionError(f"streams must be at least 1 (or None: one per CPU thread), got {self.streams}")
-        if self.compile and self.streams is not None and self.streams > 1:
-            raise OptionError(
-                "parallel streams are for eager inference; with compile use streams=1 or leave it unset"
-            )
         if self.precision not in PRECISIONS:
             raise OptionError(f"unknown precision '{self.precision}'; use fp32, bf16 or fp16")
         if self.stereo not in STEREO_MODES:

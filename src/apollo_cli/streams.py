@@ -63,7 +63,6 @@ def plan_streams(
     requested: int | None,
     device: torch.device,
     *,
-    compiled: bool,
     items: int | None,
     threads: int | None = None,
 ) -> StreamPlan:
@@ -72,8 +71,7 @@ def plan_streams(
     ``requested`` is :attr:`RestoreOptions.streams` (``None``: pick). ``items`` is how
     many independent windows the audio has (chunks times channels; ``None`` when its
     length is unknown); ``threads`` the calling thread's PyTorch thread count (by
-    default :func:`torch.get_num_threads`). Off the CPU, and under ``--compile``
-    (TorchInductor's CPU kernels fix their thread count when compiled), one stream.
+    default :func:`torch.get_num_threads`). Off the CPU, one stream.
     Picked: one stream per thread, at most :data:`MAX_AUTO_STREAMS` and no more than
     there are windows, each stream with an equal share of the threads. Measured on
     2 AVX-512 cores shared with other work: two single-thread streams took 0.72-0.88
@@ -81,7 +79,7 @@ def plan_streams(
     same CPU time; never measurably slower. See docs/performance.md.
     """
     threads = threads or torch.get_num_threads()
-    if device.type != "cpu" or compiled:
+    if device.type != "cpu":
         # RestoreOptions refuses more than one stream here (its __post_init__ and check).
         return StreamPlan(1, threads)
     if requested is None:
