@@ -166,7 +166,7 @@ def plan_batch(
             if filename.startswith(".") or Path(filename).suffix.lower() not in AUDIO_EXTENSIONS:
                 continue
             relative = PurePosixPath((here / filename).relative_to(source_dir).as_posix())
-            if _included(relative, patterns):
+            if included(relative, patterns):
                 found.append(relative)
 
     mine = [rel for rel in found if shard is None or rel in shard]
@@ -206,7 +206,7 @@ def plan_batch(
                 job.output, (job,), f"its output {job.output} is an input file; choose another output folder"
             ))  # fmt: skip
         elif job.output.exists() and not job.output.is_dir():
-            in_the_way = _not_an_output(source_dir, target_dir, job)
+            in_the_way = not_an_output(source_dir, target_dir, job)
             if in_the_way is not None:
                 collisions.append(Collision(job.output, (job,), in_the_way))
             elif not overwrite:
@@ -245,7 +245,7 @@ def _dangling_link(path: Path) -> str | None:
     return f"a symbolic link to {target}, which does not exist; nothing to restore (fix or remove the link)"
 
 
-def _not_an_output(input_dir: Path, output_dir: Path, job: Job) -> str | None:
+def not_an_output(input_dir: Path, output_dir: Path, job: Job) -> str | None:
     """Why the existing file at ``job.output`` must be left alone, if it must; else None.
 
     Only when the output folder lies inside the input folder: a file there was put
@@ -286,7 +286,12 @@ def check_output_dir(output_dir: str | os.PathLike[str]) -> None:
         raise OutputError(f"{what} is not writable; choose another output folder with -o")
 
 
-def _included(relative: PurePosixPath, patterns: Sequence[str]) -> bool:
+def included(relative: PurePosixPath, patterns: Sequence[str]) -> bool:
+    """Whether a file at ``relative`` (to the searched folder) matches ``--include`` ``patterns``.
+
+    No patterns: every file. A pattern without ``/`` matches the file name, one with
+    ``/`` the whole relative path; case-insensitively, with ``fnmatch``'s wildcards.
+    """
     if not patterns:
         return True
     name, path = relative.name.casefold(), relative.as_posix().casefold()

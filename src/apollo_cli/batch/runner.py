@@ -43,7 +43,7 @@ from .events import (
     FileStarted,
     Stopping,
 )
-from .plan import BatchPlan, Job, _not_an_output
+from .plan import BatchPlan, Job, not_an_output
 
 
 def replicate(model: Apollo, devices: Sequence[torch.device]) -> list[Apollo]:
@@ -702,7 +702,7 @@ def _recheck_output(plan: BatchPlan, job: Job) -> BatchEvent | None:
     """The plan's decision about an existing output, made again just before work starts."""
     if not job.output.exists() or job.output.is_dir():
         return None
-    in_the_way = _not_an_output(plan.input_dir, plan.output_dir, job)
+    in_the_way = not_an_output(plan.input_dir, plan.output_dir, job)
     if in_the_way is not None:
         return FileFailed(job.name, in_the_way, job)
     if not plan.overwrite:

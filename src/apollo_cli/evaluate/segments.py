@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .. import audio
-from ..batch.plan import _included
+from ..batch.plan import included
 from ..errors import InputError, OptionError
 
 #: Extensions of the clean references picked up (any case): lossless formats only.
@@ -96,7 +96,7 @@ def find_references(
             if filename.startswith(".") or Path(filename).suffix.lower() not in REFERENCE_EXTENSIONS:
                 continue
             relative = PurePosixPath((here / filename).relative_to(root).as_posix())
-            if _included(relative, patterns):
+            if included(relative, patterns):
                 found.append(Reference(here / filename, relative.as_posix()))
     found.sort(key=lambda r: r.name)
     if not found:
