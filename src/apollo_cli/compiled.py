@@ -11,14 +11,15 @@ what they are eagerly (:func:`apollo_cli.model.linear`, which the compiler leave
 alone): on a CPU oneDNN's, with prepacked weights and the SiLU fused in.
 TorchInductor compiles what lies between them: the norms and their casts, the
 rotary embedding, the SiLU gating, the depthwise convolution and the residual adds,
-each fused into a few loops instead of a dozen passes over memory. That is about
-10 % of a slice's time in float32 and in bfloat16, measured on one core
-(docs/performance.md).
+each fused into a few loops instead of a dozen passes over memory. On one layer
+alone (``benchmarks/compile_layer.py``, one core) that saved about 10 % in float32
+and in bfloat16; whole restores on the same 2-core machine gained 6 % on one stream
+of two threads and nothing in two parallel streams (docs/performance.md).
 
 Measured and not kept: compiling each layer with its weights frozen into the graph
 (``torch._inductor.config.freezing``). On a CPU without AMX it was no faster than the
-above in float32 and 3 % faster in bfloat16, and its graphs hold oneDNN-prepacked
-constants, which TorchInductor cannot cache: every run compiled 24 graphs again.
+above, and its graphs hold oneDNN-prepacked constants, which TorchInductor cannot
+cache: every run compiled 24 graphs again.
 
 One compiled function serves every layer (weights are arguments, not constants),
 and slices are padded to a fixed length, so a run compiles each function once per

@@ -80,7 +80,7 @@ def plan_streams(
     """
     threads = threads or torch.get_num_threads()
     if device.type != "cpu":
-        # RestoreOptions refuses more than one stream here (its __post_init__ and check).
+        # RestoreOptions.check refuses more than one stream here.
         return StreamPlan(1, threads)
     if requested is None:
         streams = min(threads, MAX_AUTO_STREAMS, items or threads)
