@@ -2,7 +2,8 @@
 
 A layer is one across-band slice (:func:`apollo_cli.model.band_slice`) and the three
 time updates (:func:`apollo_cli.model.time_update`) on the same tokens, on the slice
-shape the model runs (2560 tokens: 16 frames of stereo). Each way runs in a fresh
+shape the model runs (2560 tokens: 16 frames of stereo, or with ``--channels 1`` 32 frames
+of mono, as each parallel stream runs). Each way runs in a fresh
 process (TorchInductor's settings are process-wide), on ``--threads`` threads:
 
 - ``eager``: what apollo-cli runs without ``--compile``;
@@ -16,7 +17,7 @@ process (TorchInductor's settings are process-wide), on ``--threads`` threads:
   epilogues into oneDNN's products): one graph set per layer.
 
 For each: the first call (the compile, or loading it from the kernel cache), the time
-per layer call, the model's RTF if all six layers ran at that speed (stereo), the
+per layer call, the model's RTF if all six layers ran at that speed (for stereo), the
 graph cache's hits and misses, and the error of the band slice against eager float32.
 Kernels are cached in ``--cache`` (default: a temporary folder, so the first column
 is a cold compile; give a folder and run twice to see the cached one).
@@ -39,7 +40,7 @@ from pathlib import Path
 WAYS = ("eager", "between", "plain", "frozen")
 
 
-def run_one(precision: str, threads: int, way: str, seconds: float) -> dict[str, object]:
+def run_one(precision: str, threads: int, way: str, seconds: float, channels: int) -> dict[str, object]:
     """Child process: one way, one precision, one thread count; returns the measurements."""
     import torch
     from torch import nn
@@ -55,7 +56,7 @@ def run_one(precision: str, threads: int, way: str, seconds: float) -> dict[str,
     model = make_model()
     layer = model.net[0]
     cfg = model.config
-    batch, bands, dim = 2, cfg.bands, cfg.feature_dim
+    batch, bands, dim = channels, cfg.bands, cfg.feature_dim
     step = M.SLICE_ROWS["cpu"] // (batch * bands)
     tokens = torch.randn(step * batch, bands, dim)
     window = torch.randn(step + M.TIME_KERNEL - 1, batch, bands, dim)
@@ -136,7 +137,7 @@ def run_one(precision: str, threads: int, way: str, seconds: float) -> dict[str,
         "way": way,
         "first_s": first,
         "per_call_ms": per_call * 1e3,
-        "rtf": per_call * frames_per_second / step * cfg.layers,
+        "rtf": per_call * frames_per_second / step * cfg.layers * 2 / channels,
         "cache": f"{cache['fxgraph_cache_hit']} hit, {cache['fxgraph_cache_miss']} miss, "
         f"{cache['fxgraph_cache_bypass']} bypassed",
         "error": error,
@@ -151,12 +152,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--ways", nargs="+", default=list(WAYS), choices=WAYS)
     parser.add_argument("--seconds", type=float, default=4.0, help="seconds of timed calls per way")
+    parser.add_argument(
+        "--channels",
+        type=int,
+        default=2,
+        choices=[1, 2],
+        help="2: a stereo slice (one stream); 1: a mono one, as each parallel stream runs",
+    )
     parser.add_argument("--cache", type=Path, help="TorchInductor's kernel cache (default: a fresh one)")
     parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         precision, threads, way = args.one
-        print(json.dumps(run_one(precision, int(threads), way, args.seconds)))
+        print(json.dumps(run_one(precision, int(threads), way, args.seconds, args.channels)))
         return
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -168,7 +176,7 @@ def main() -> None:
                 eager_ms = None
                 for way in args.ways:
                     command = [sys.executable, __file__, "--one", precision, str(threads), way]
-                    command += ["--seconds", str(args.seconds)]
+                    command += ["--seconds", str(args.seconds), "--channels", str(args.channels)]
                     done = subprocess.run(command, check=False, env=env, capture_output=True, text=True)
                     if done.returncode != 0:
                         print(f"{precision:>9} {threads:>7} {way:>8}  failed: {done.stderr.strip()[-300:]}")

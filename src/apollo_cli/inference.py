@@ -236,8 +236,8 @@ def restore_waveform(
     see :func:`auto_batch_size`), and returns the restored waveform as a float32 CPU
     tensor of the same shape. In ``fp32`` the result equals whole-file inference;
     memory is bounded by the chunk size and batch size. ``options.compile`` runs the
-    model's blocks through ``torch.compile`` (see :mod:`apollo_cli.compiled`): faster
-    once compiled, within 1e-5 of the eager result.
+    model's blocks through ``torch.compile`` (see :mod:`apollo_cli.compiled`), within
+    1e-5 of the eager result.
     """
     if waveform.dim() != 2:
         raise InputError(f"expected audio shaped (channels, samples), got {tuple(waveform.shape)}")
