@@ -109,15 +109,6 @@ class Sampler:
         }
 
 
-def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
-    noise = float(np.sum((reference.astype(np.float64) - estimate) ** 2))
-    return (
-        float("inf")
-        if noise == 0
-        else float(10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / noise))
-    )
-
-
 def read_all(folder: Path) -> np.ndarray:
     """Every output under ``folder``, in name order, as one long (frames, channels) array."""
     import soundfile as sf
@@ -180,6 +171,7 @@ def main() -> None:
             parser.error(f"a run is WHAT:PRECISION, WHAT one of {', '.join(WHATS)}; not {spec!r}")
 
     sys.path.insert(0, str(HERE))
+    import bench
     import torch
     from typer.testing import CliRunner
 
@@ -212,7 +204,7 @@ def main() -> None:
         what, _, precision = row["run"].partition(":")
         reference = outputs.get((SAME_INPUT[what] or "", "fp32"))
         if precision != "fp32" and "snr_vs_fp32_db" not in row and reference and (what, precision) in outputs:
-            row["snr_vs_fp32_db"] = snr_db(read_all(reference), read_all(outputs[(what, precision)]))
+            row["snr_vs_fp32_db"] = bench.snr_db(read_all(reference), read_all(outputs[(what, precision)]))
 
     with tempfile.TemporaryDirectory(prefix="apollo-gpu-batch-") as tmp:
         root = Path(tmp)

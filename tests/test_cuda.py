@@ -24,7 +24,7 @@ from apollo_cli import compiled
 from apollo_cli import model as model_module
 from apollo_cli.model import Apollo
 from apollo_cli.options import RestoreOptions
-from helpers import FIXTURES, TINY_MODEL, assert_one_line_error, make_music, run_cli
+from helpers import FIXTURES, TINY_MODEL, assert_one_line_error, make_music, run_cli, snr_db
 
 NO_GPU = (
     "needs an NVIDIA GPU: this PyTorch sees none (torch.cuda.is_available() is False); "
@@ -37,11 +37,6 @@ CASES = ["stereo", "mono", "odd_length"]
 EXACT_DB = 100.0
 #: bf16 and fp16 against float32.
 REDUCED_DB = 35.0
-
-
-def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
-    noise = float(np.sum((reference.astype(np.float64) - estimate) ** 2))
-    return float("inf") if noise == 0 else 10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / noise)
 
 
 @pytest.fixture(autouse=True)
