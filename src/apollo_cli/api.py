@@ -283,8 +283,7 @@ def write_restored(
         overwrite=overwrite,
         expected_frames=samples.shape[1],
     ) as writer:
-        for start in range(0, samples.shape[1], audio.BLOCK_FRAMES):
-            writer.write(samples[:, start : start + audio.BLOCK_FRAMES])
+        writer.write(samples)
         return replace(_commit(writer, source, carried, started, finalize, provenance), notes=notes)
 
 

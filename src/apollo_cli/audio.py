@@ -220,7 +220,7 @@ class AudioWriter:
         self._open = True
 
     def write(self, samples: np.ndarray) -> None:
-        """Append float ``(channels, n)`` samples; integer depths are limited to full scale."""
+        """Append float ``(channels, n)`` samples of any length; integer depths are limited to full scale."""
         if samples.ndim != 2 or samples.shape[0] != self.channels:
             raise ValueError(f"expected ({self.channels}, frames) samples, got shape {samples.shape}")
         if not np.isfinite(samples).all():
@@ -233,13 +233,16 @@ class AudioWriter:
                 f"cannot write {self.target}: the audio is longer than a WAV file can hold (4 GiB); "
                 "write FLAC (.flac) instead"
             )
-        data, clipped = _to_file_samples(samples, self.bits)
-        try:
-            self._append(data)
-        except Exception as exc:  # noqa: BLE001 - any failure to write is reported as the output's error
-            raise self._output_error(exc) from None
-        self.frames += samples.shape[1]
-        self.clipped += clipped
+        # A block at a time, so that a whole file written at once never has a second,
+        # converted copy in memory.
+        for start in range(0, samples.shape[1], _CONVERT_BLOCK):
+            data, clipped = _to_file_samples(samples[:, start : start + _CONVERT_BLOCK], self.bits)
+            try:
+                self._append(data)
+            except Exception as exc:  # noqa: BLE001 - any failure to write is reported as the output's error
+                raise self._output_error(exc) from None
+            self.frames += data.shape[0]
+            self.clipped += clipped
 
     def _append(self, data: np.ndarray) -> None:
         """Hand ``(frames, channels)`` file samples to libsndfile (one place to observe writes)."""
@@ -350,8 +353,7 @@ def write_audio(
         overwrite=overwrite,
         expected_frames=samples.shape[1],
     ) as writer:
-        for start in range(0, samples.shape[1], _CONVERT_BLOCK):
-            writer.write(samples[:, start : start + _CONVERT_BLOCK])
+        writer.write(samples)
         return writer.commit(finalize)
 
 
