@@ -80,6 +80,26 @@ def test_compiled_bf16_matches_eager_bf16(model: apollo_cli.Apollo) -> None:
     assert snr_db(eager, fast) < 100  # compiled for real: not the eager numbers
 
 
+@pytest.mark.parametrize("packed", [True, False])
+def test_slice_functions_compile_to_one_graph(model: apollo_cli.Apollo, packed: bool) -> None:
+    """The products are one operator to the compiler, not graph breaks: each slice is one graph."""
+    packed = packed and model_module.packed_products(torch.device("cpu"))
+    layer = model.net[0]
+    dim, bands = model.config.feature_dim, model.config.bands
+    band_params = layer.band_net.params(torch.float32, torch.device("cpu"), bands, packed)
+    tokens = torch.randn(16, bands, dim)
+    time_params = layer.seq_net.blocks[0].params(torch.float32, torch.device("cpu"), packed)
+    window = torch.randn(8 + model_module.TIME_KERNEL - 1, 1, bands, dim)
+    torch._dynamo.reset()
+    for explained in (
+        torch._dynamo.explain(model_module.band_slice)(
+            tokens, band_params, model_module.HEADS, torch.float32
+        ),
+        torch._dynamo.explain(model_module.time_update)(window, time_params, torch.float32),
+    ):
+        assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+
+
 @needs_compiler
 def test_restore_with_compile_cli(tmp_path: Path) -> None:
     source = tmp_path / "song.wav"

@@ -7,8 +7,9 @@ of plain tensors that eager inference and ``--compile`` both call:
 - :func:`apollo_cli.model.time_update`: one slice of a residual time block's update.
 
 Compiled, they get the same operands as eagerly, and the matrix products stay
-what they are eagerly (:func:`apollo_cli.model.linear`, which the compiler leaves
-alone): on a CPU oneDNN's, with prepacked weights and the SiLU fused in.
+what they are eagerly (:func:`apollo_cli.model.linear`, which the compiler sees as
+one operator and does not look inside): on a CPU oneDNN's, with prepacked weights
+and the SiLU fused in. Each function is then one graph, with no graph breaks.
 TorchInductor compiles what lies between them: the norms and their casts, the
 rotary embedding, the SiLU gating, the depthwise convolution and the residual adds,
 each fused into a few loops instead of a dozen passes over memory. On one layer

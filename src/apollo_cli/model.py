@@ -205,22 +205,40 @@ def packed_products(device: torch.device) -> bool:
     return USE_ONEDNN and device.type == "cpu"
 
 
-@torch.compiler.disable
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, silu: bool = False) -> Tensor:
-    """``x @ weight.T + bias`` over the last axis, then SiLU when ``silu``.
-
-    ``weight`` is a plain ``(out, in)`` matrix, or one prepacked for oneDNN (see
-    :meth:`Conv1x1.weights`): then oneDNN's product runs, with the SiLU fused into it.
-
-    Never traced by ``torch.compile``, which works on what lies between the
-    products: a product is one call to oneDNN, the BLAS or cuBLAS whichever way it
-    is run, and the compiler cannot take prepacked weights (it reads them as dense
-    tensors, torch 2.13).
-    """
+def _product(x: Tensor, weight: Tensor, bias: Tensor | None, silu: bool) -> Tensor:
     if weight.is_mkldnn:
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "swish" if silu else "none", [], "")
     y = F.linear(x, weight, bias)
     return F.silu(y, inplace=True) if silu else y
+
+
+@torch.library.custom_op("apollo_cli::linear", mutates_args=())
+def _product_op(x: Tensor, weight: Tensor, bias: Tensor | None, silu: bool) -> Tensor:
+    """:func:`linear` as one operator that ``torch.compile`` traces without looking inside."""
+    return _product(x, weight, bias, silu)
+
+
+@_product_op.register_fake
+def _(x: Tensor, weight: Tensor, bias: Tensor | None, silu: bool) -> Tensor:
+    # A prepacked weight keeps its logical (out, in) size.
+    return x.new_empty((*x.shape[:-1], weight.shape[0]))
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, silu: bool = False) -> Tensor:
+    """``x @ weight.T + bias`` over the last axis, then SiLU when ``silu``.
+
+    ``weight`` is a plain ``(out, in)`` matrix, or one prepacked for oneDNN (see
+    :meth:`Conv1x1.weights`): then oneDNN's product runs, with the SiLU fused in.
+
+    Under ``torch.compile`` it is one opaque operator (``apollo_cli::linear``): the
+    compiler works on what lies between the products and calls each product as it
+    runs eagerly (one call to oneDNN, the BLAS or cuBLAS), since it cannot take
+    prepacked weights (it reads them as dense tensors, torch 2.13). Being an operator
+    rather than a graph break, it leaves each compiled function one graph.
+    """
+    if torch.compiler.is_compiling():
+        return _product_op(x, weight, bias, silu)
+    return _product(x, weight, bias, silu)
 
 
 class Conv1x1(nn.Module):
