@@ -459,7 +459,8 @@ def test_no_route_fails_fast(fake_hub, monkeypatch) -> None:  # type: ignore[no-
     started = time.monotonic()
     with pytest.raises(hub.HubUnreachableError, match=r"cannot reach the Hugging Face Hub at 127\.0\.0\.1"):
         api.resolve_checkpoint("mp3")
-    assert time.monotonic() - started < 2  # huggingface_hub alone retries for ~23 s
+    # huggingface_hub alone retries for ~23 s; the bound leaves room for a loaded machine.
+    assert time.monotonic() - started < 10
 
 
 def test_cached_model_still_works_without_a_route(fake_hub, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -478,7 +479,7 @@ def test_timeout_fails_after_the_metadata_timeout(fake_hub, monkeypatch) -> None
         started = time.monotonic()
         with pytest.raises(hub.HubUnreachableError, match=r"did not answer within 0\.3 s"):
             api.resolve_checkpoint("mp3")
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 10  # retrying would take far longer; room for a loaded machine
 
 
 class ConnectError(Exception):

@@ -14,8 +14,14 @@ TorchInductor compiles what lies between them: the norms and their casts, the
 rotary embedding, the SiLU gating, the depthwise convolution and the residual adds,
 each fused into a few loops instead of a dozen passes over memory. On one layer
 alone (``benchmarks/compile_layer.py``, one core) that saved about 10 % in float32
-and in bfloat16; whole restores on the same 2-core machine gained 6 % on one stream
-of two threads and nothing in two parallel streams (docs/performance.md).
+and in bfloat16; whole restores on the same 2-core machine gained 0-3 % in its two
+parallel streams, about what loading the compiled graphs costs on a 3-minute file
+(docs/performance.md).
+
+Measured and not kept: ``torch._inductor.config.cpp_wrapper``, which runs a whole graph
+in C++ without holding the GIL (the default Python wrapper holds it while each kernel
+runs, so a compiled kernel in one stream pauses the other stream's Python): no faster
+in two streams, and a longer first compile.
 
 Measured and not kept: compiling each layer with its weights frozen into the graph
 (``torch._inductor.config.freezing``). On a CPU without AMX it was no faster than the

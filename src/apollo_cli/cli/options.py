@@ -87,7 +87,7 @@ CompileOpt = Annotated[
     typer.Option(
         "--compile",
         help="Fuse the element-wise work between the model's products with torch.compile (within 1e-5 of "
-        "eager; a one-time compile of 10-25 s, then about 4 s from the disk cache). Not faster than the "
+        "eager; a one-time compile of 10-25 s, then 3-4 s from the disk cache). Not faster than the "
         "default on every CPU: see the README. Needs a C++ compiler on CPUs.",
     ),
 ]
