@@ -499,7 +499,6 @@ def main() -> None:
     )
 
     # 1. The limit: the best big-GEMM rate, on one thread, all threads, and one thread per core at once.
-    peaks: dict[str, float] = {}
     # Every round of every configuration, start and end: the limit divides by their median.
     peak_log: dict[str, dict[tuple[int, int], list[float]]] = {}
     measures: dict[str, Any] = {"gemm": {}, "gemm_end": {}, "products": {}}
@@ -525,15 +524,17 @@ def main() -> None:
                 log[config].extend(rates)
             peak = steady_peak(measured)
             measures[key][precision] = {_config_name(t, k): r for (t, k), r in measured.items()}
-            peaks.setdefault(precision, peak)
             cells = "".join(
                 f"{statistics.median(measured[c]):8.0f} ({min(measured[c]):3.0f}-{max(measured[c]):3.0f})"
                 for c in configs
             )
             print(f"{precision:10s}{cells}{peak:8.0f}{cost / 1e9 / peak:11.2f}", flush=True)
 
+    peaks: dict[str, float] = {}
     if args.device == "cpu":
         measure_peaks("before the restores", "gemm")
+        # The peak before the restores: what the products and the restores' table divide by.
+        peaks = {precision: steady_peak(log) for precision, log in peak_log.items()}
 
         # 2. The model's own products, fed their own dtype, plain and with their epilogues.
         if not args.skip_products:
