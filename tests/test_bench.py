@@ -47,7 +47,7 @@ def test_bench_quick_prints_the_limit_products_and_restores(tmp_path: Path) -> N
     # 1. The limit, before the restores and after them: a row per precision with each
     # configuration's median (lowest-highest of two rounds), the peak and the limit's RTF.
     assert text.count("== big-GEMM peak") == 2
-    limit_rows = re.findall(r"^fp32(?:\s+\d+ \(\s*\d+-\d+\))+\s+\d+\s+\d+\.\d\d$", text, re.M)
+    limit_rows = re.findall(r"^fp32(?:\s+\d+ \(\s*\d+-\s*\d+\))+\s+\d+\s+\d+\.\d\d$", text, re.M)
     assert len(limit_rows) == 2, text
     # 2. The model's products, plain and with epilogues, and the weighted line.
     assert "== the model's products" in text
