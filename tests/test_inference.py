@@ -168,6 +168,25 @@ def test_bf16_stays_close_to_fp32(model: apollo_cli.Apollo) -> None:
     assert 35 <= snr_db(reference, reduced) < 100  # reduced precision, within the target
 
 
+@pytest.mark.skipif(not BF16_CPU, reason="this CPU has no bfloat16 support")
+def test_bf16_runs_attention_in_float32_on_the_cpu(model: apollo_cli.Apollo) -> None:
+    """Autocast would run attention in bfloat16, slower on CPUs than float32: the model keeps it out."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen: set[tuple[str, torch.dtype]] = set()
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            if "scaled_dot_product" in func.name():
+                seen.update((func.name(), a.dtype) for a in args[:3])
+            return func(*args, **(kwargs or {}))
+
+    audio = (0.1 * np.random.default_rng(7).standard_normal((1, 8000))).astype(np.float32)
+    with Record():  # one stream: a dispatch mode belongs to the thread that set it
+        apollo_cli.restore(model, audio, 44100, options=RestoreOptions(precision="bf16", streams=1))
+    assert seen and {dtype for _, dtype in seen} == {torch.float32}, seen
+
+
 def test_unusable_precisions(model: apollo_cli.Apollo) -> None:
     audio = np.zeros(44100, np.float32)
     with pytest.raises(OptionError, match="fp16 is for GPUs"):

@@ -93,7 +93,7 @@ def restore(
     Audio at another rate is first resampled to the model's (44.1 kHz). Returns a
     float32 array of the same rank at the model's sample rate. Channels are
     restored independently, as the model does. ``options`` (a
-    :class:`~apollo_cli.RestoreOptions`; default: exact ``fp32`` in 10 s chunks, no
+    :class:`~apollo_cli.RestoreOptions`; default: exact ``fp32`` in 20 s chunks, no
     controls) sets chunking, precision, compilation and the restoration controls, for
     example ``RestoreOptions(precision="bf16", cutoff="auto")``; :func:`resolve_controls`
     says what ``auto`` chooses.

@@ -413,11 +413,16 @@ def band_slice(x: Tensor, p: BandParams, heads: int, dtype: torch.dtype) -> Tens
     qk = apply_rotary(qkv[..., :2, :], p.cos[:, None, None, :], p.sin[:, None, None, :])
     q, k = qk.permute(3, 0, 2, 1, 4).unbind(0)  # each (R, heads, K, d)
     v = qkv[..., 2, :].transpose(1, 2)
-    # Attention itself runs in float32 on the CPU: there it is faster than in
-    # bfloat16 (q and k are float32 already), and it is a small part of the work.
+    # Attention runs in float32 on the CPU: there it is faster than in bfloat16
+    # (measured 5.0 against 5.6 ms a slice) and q and k are float32 already. Autocast
+    # lists it among the operators it runs in bfloat16 and would cast all three
+    # operands down, so it is turned off around it. On GPUs the fused kernels run in
+    # the compute dtype.
     if x.device.type == "cpu":
-        v = v.float()
-    att = F.scaled_dot_product_attention(q.to(v.dtype), k.to(v.dtype), v)
+        with torch.autocast("cpu", enabled=False):
+            att = F.scaled_dot_product_attention(q, k, v.float())
+    else:
+        att = F.scaled_dot_product_attention(q.to(v.dtype), k.to(v.dtype), v)
     # att is laid out (R, K, heads, d) in memory, so this reshape is a view.
     x += linear(att.transpose(1, 2).reshape(rows, bands, dim).to(dtype), p.output)
     # Gated MLP. SiLU is applied to the whole projection and once more to the

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from ..errors import OptionError
-from ..options import RestoreOptions, parse_frequency
+from ..options import DEFAULT_CHUNK_SECONDS, RestoreOptions, parse_frequency
 from .console import print_error
 
 ModelOpt = Annotated[
@@ -46,7 +46,7 @@ def _check_chunk_seconds(value: float) -> float:
         print_error(
             OptionError(
                 f"--chunk-seconds must be a number of seconds, at least {MIN_CHUNK_SECONDS:g}, not {value:g}; "
-                "the default is 10"
+                f"the default is {DEFAULT_CHUNK_SECONDS:g}"
             )
         )
         raise typer.Exit(1)
