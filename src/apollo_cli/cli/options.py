@@ -79,7 +79,7 @@ PrecisionOpt = Annotated[
     str,
     typer.Option(
         "--precision",
-        help="fp32 (exact, default), bf16 (CPUs with bfloat16 support, GPUs; about 1.5x faster on such CPUs, 0.65 of the time) or fp16 (GPUs).",
+        help="fp32 (exact, default), bf16 (CPUs with bfloat16 support, GPUs; about 1.7x faster on such CPUs, 0.6 of the time) or fp16 (GPUs).",
     ),
 ]
 CompileOpt = Annotated[
