@@ -261,9 +261,8 @@ def product_makers(precision: str, dim_in: int, dim_out: int, epilogue: str, row
     """The model's own product code (:func:`apollo_cli.model.linear`, weights as the model makes them)
     on ``rows`` tokens fed the compute dtype; with its epilogue or plain."""
     import torch
-    import torch.nn.functional as F
 
-    from apollo_cli.model import Conv1x1, linear, packed_products
+    from apollo_cli.model import Conv1x1, gated_mlp, linear, packed_products
 
     dtype = _dtype(precision)
 
@@ -271,17 +270,24 @@ def product_makers(precision: str, dim_in: int, dim_out: int, epilogue: str, row
         conv = Conv1x1(dim_in, dim_out, bias="bias" in epilogue)
         with torch.no_grad():
             conv.weight.normal_(std=dim_in**-0.5)
-        weight, bias = conv.weights(dtype, torch.device("cpu"), packed=packed_products(torch.device("cpu")))
+        cpu = torch.device("cpu")
         x = torch.randn(rows, dim_in).to(dtype)
+        if "gate" in epilogue:  # the MLP's projection runs as its two halves (gated_mlp)
+            (gate, _), (value, _) = conv.split_weights(2, dtype, cpu, packed=packed_products(cpu))
+
+            def halves() -> object:
+                if with_epilogue:
+                    return gated_mlp(x, gate, value)
+                return linear(x, gate), linear(x, value)
+
+            return halves, 2.0 * rows * dim_in * dim_out
+
+        weight, bias = conv.weights(dtype, cpu, packed=packed_products(cpu))
         silu = with_epilogue and "silu" in epilogue
         bias = bias if with_epilogue else None
 
         def call() -> object:
-            y = linear(x, weight, bias, silu)
-            if with_epilogue and "gate" in epilogue:
-                gate, z = y.chunk(2, dim=-1)
-                return F.silu(gate).mul_(z)
-            return y
+            return linear(x, weight, bias, silu)
 
         return call, 2.0 * rows * dim_in * dim_out
 

@@ -54,7 +54,10 @@ def test_eager_runs_the_slice_functions(
     """
     model = load_model(FIXTURES / FORMATS[0], device="cpu")
     calls: list[tuple[str, bool]] = []
-    products = {"band_slice": ("qkv", "output", "mlp", "mlp_output"), "time_update": ("up", "down")}
+    products = {
+        "band_slice": ("qkv", "output", "mlp_gate", "mlp_value", "mlp_output"),
+        "time_update": ("up", "down"),
+    }
     for name, fields in products.items():
         real = getattr(model_module, name)
 
