@@ -214,3 +214,54 @@ def test_streams_refused_off_the_cpu() -> None:
     with pytest.raises(OptionError, match="parallel streams are for CPUs, not cuda"):
         RestoreOptions(streams=2).check(torch.device("cuda"))
     RestoreOptions(streams=2).check(CPU)
+
+
+def _chunk_cores(
+    model: apollo_cli.Apollo, wave: torch.Tensor, options: RestoreOptions, total: bool = True
+) -> list[int]:
+    """The cores' lengths in samples, in order, as progress reports them."""
+    done: list[int] = []
+    restore_stream(
+        model,
+        [wave],
+        lambda core: None,
+        options,
+        channels=wave.shape[0],
+        total=wave.shape[1] if total else None,
+        progress=lambda d, t: done.append(d),
+    )
+    return [b - a for a, b in zip([0, *done], done, strict=False)]
+
+
+def test_chunks_are_cut_equal_instead_of_leaving_a_short_tail(model: apollo_cli.Apollo) -> None:
+    """3 s in chunks of at most 2 s: two of 1.5 s, not 2 s and 1 s (a stream would idle)."""
+    wave = torch.from_numpy(make_music(3.0, channels=2))
+    cores = _chunk_cores(model, wave, RestoreOptions(chunk_seconds=2.0, streams=1))
+    assert len(cores) == 2 and abs(cores[0] - cores[1]) <= model.config.hop
+    assert max(cores) <= 2.0 * 44100
+
+
+def test_a_mono_file_is_cut_so_that_every_stream_has_a_window(model: apollo_cli.Apollo) -> None:
+    """Mono, shorter than a chunk: one window would leave the second core idle, so two."""
+    wave = torch.from_numpy(make_music(3.0, channels=1))
+    assert len(_chunk_cores(model, wave, RestoreOptions(streams=1))) == 1
+    cores = _chunk_cores(model, wave, RestoreOptions(streams=2))
+    assert len(cores) == 2 and abs(cores[0] - cores[1]) <= model.config.hop
+    # Stereo already gives each stream a channel.
+    assert len(_chunk_cores(model, wave.repeat(2, 1), RestoreOptions(streams=2))) == 1
+    whole = restore_waveform(model, wave, RestoreOptions(streams=1))
+    assert torch.equal(restore_waveform(model, wave, RestoreOptions(streams=2)), whole)
+
+
+def test_no_chunk_is_cut_shorter_than_its_context(model: apollo_cli.Apollo) -> None:
+    """A file too short to give each stream a chunk of twice its context stays whole."""
+    context = apollo_cli.inference.context_frames(model) * model.config.hop
+    wave = torch.from_numpy(make_music(3 * context / 44100, channels=1))
+    assert len(_chunk_cores(model, wave, RestoreOptions(streams=2))) == 1
+
+
+def test_streamed_input_of_unknown_length_keeps_the_chunk_length(model: apollo_cli.Apollo) -> None:
+    wave = torch.from_numpy(make_music(3.0, channels=1))
+    cores = _chunk_cores(model, wave, RestoreOptions(chunk_seconds=2.0, streams=2), total=False)
+    hop = model.config.hop
+    assert cores == [round(2.0 * 44100 / hop) * hop, wave.shape[1] - round(2.0 * 44100 / hop) * hop]

@@ -92,6 +92,28 @@ def plan_chunks(samples: int, hop: int, core_frames: int, context: int) -> list[
     return chunks
 
 
+def balanced_core(
+    total: int | None, hop: int, longest: int, channels: int, streams: int, shortest: int
+) -> int:
+    """Frames per chunk core: chunks of equal length, at most ``longest`` frames, enough to fill the streams.
+
+    With ``total`` samples known, the audio is cut into as few chunks as ``longest``
+    allows, all of the same length (up to a frame), instead of full chunks and a short
+    tail: with parallel streams a short last chunk would leave cores idle while the
+    others finish. And while there are fewer windows (chunks times ``channels``) than
+    ``streams``, chunks are cut shorter so that every stream has one, as long as each
+    stays at least ``shortest`` frames (a chunk that short spends as much on context as
+    on its core). With ``total`` unknown (streamed input), ``longest``. The output does
+    not depend on the cut.
+    """
+    if not total:
+        return longest
+    frames = -(-total // hop)
+    chunks = -(-frames // longest)
+    wanted = min(-(-streams // channels), frames // max(1, shortest))
+    return -(-frames // max(chunks, wanted))
+
+
 def _batches(
     windows: Iterable[tuple[Chunk, Tensor]], batch_size: int
 ) -> Iterator[list[tuple[Chunk, Tensor]]]:
@@ -231,7 +253,7 @@ def restore_waveform(
 ) -> Tensor:
     """Restore a ``(channels, samples)`` waveform at the model's sample rate.
 
-    Runs the model on the device its parameters are on, in chunks of about
+    Runs the model on the device its parameters are on, in equal chunks of at most
     ``options.chunk_seconds`` (``options.batch_size`` of them per call; ``None`` picks,
     see :func:`auto_batch_size`), and returns the restored waveform as a float32 CPU
     tensor of the same shape. In ``fp32`` the result equals whole-file inference;
@@ -300,7 +322,14 @@ def restore_stream(
     if controls.active:
         blocks, sink = controls.inputs(blocks), controls.outputs(sink)
     autocast = precision_context(device, options.precision)
-    core_frames = max(1, round(options.chunk_seconds * cfg.sample_rate / cfg.hop))
+    core_frames = balanced_core(
+        total,
+        cfg.hop,
+        max(1, round(options.chunk_seconds * cfg.sample_rate / cfg.hop)),
+        channels,
+        plan_streams(options.streams, device, items=None).streams,
+        2 * context_frames(model),
+    )
     windows = _windows(
         blocks,
         channels,

@@ -59,7 +59,8 @@ class RestoreOptions:
     checked by :meth:`check`.
     """
 
-    #: Seconds of audio per chunk; memory grows with it, the output does not change.
+    #: The longest chunk in seconds; memory grows with it, the output does not change.
+    #: Chunks are cut to equal lengths (see :func:`apollo_cli.inference.balanced_core`).
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS
     #: Chunks per model call; ``None`` picks (1 on a CPU, what fits on a GPU).
     batch_size: int | None = DEFAULT_BATCH_SIZE

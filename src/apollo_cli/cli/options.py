@@ -58,7 +58,7 @@ ChunkOpt = Annotated[
     typer.Option(
         "--chunk-seconds",
         callback=_check_chunk_seconds,
-        help="Audio per inference chunk (seconds, at least 0.01); bounds memory. Output does not depend on it.",
+        help="Longest audio per inference chunk (seconds, at least 0.01); bounds memory. Output does not depend on it.",
     ),
 ]
 BatchOpt = Annotated[
