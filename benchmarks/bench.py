@@ -314,6 +314,7 @@ def peak_rss_mb() -> float:
 
 def run_one(args: argparse.Namespace) -> None:
     """Child process: one configuration, one run; prints a JSON line."""
+    import soundfile as sf
     import torch
 
     import apollo_cli
@@ -330,12 +331,6 @@ def run_one(args: argparse.Namespace) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    def progress(done: int, total: int) -> None:
-        if not first:
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            first.append(time.perf_counter())
-
     options = RestoreOptions(
         chunk_seconds=args.chunk_seconds,
         batch_size=args.batch_size,
@@ -343,6 +338,16 @@ def run_one(args: argparse.Namespace) -> None:
         compile=args.compile == "yes",
         streams=None if args.streams == "auto" else int(args.streams),
     )
+    # Progress moves within chunks too: the first chunk is restored once it reaches the first core.
+    length = sf.info(str(source)).frames
+    first_core = min(length, apollo_cli.inference.chunk_core(model, options, 2, length))
+
+    def progress(done: int, total: int) -> None:
+        if not first and done >= first_core:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            first.append(time.perf_counter())
+
     reset_peak_rss()
     start = time.perf_counter()
     cpu_start = time.process_time()

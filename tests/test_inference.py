@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,53 @@ def test_progress_reports_every_sample_once(model: apollo_cli.Apollo) -> None:
     )
     assert calls[-1] == (44100 * 3, 44100 * 3)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+@pytest.mark.parametrize("channels, streams", [(1, 1), (2, 2)])
+def test_progress_moves_within_a_chunk(model: apollo_cli.Apollo, channels: int, streams: int) -> None:
+    """One chunk: progress is reported as its blocks pass, from the calling thread, before it is delivered."""
+    wave = torch.from_numpy(np.random.default_rng(0).standard_normal((channels, 44100 * 2), np.float32) * 0.1)
+    calls: list[tuple[int, int, int]] = []
+    delivered: list[int] = []
+    apollo_cli.inference.restore_stream(
+        model,
+        [wave],
+        lambda core: delivered.append(len(calls)),
+        RestoreOptions(chunk_seconds=60, streams=streams),
+        channels=channels,
+        total=wave.shape[1],
+        progress=lambda done, total: calls.append((done, total, threading.get_ident())),
+    )
+    total = wave.shape[1]
+    assert delivered[0] >= 3  # progress reports before the one chunk was handed on
+    assert [c[:2] for c in calls[-1:]] == [(total, total)]
+    done = [d for d, _, _ in calls]
+    assert done == sorted(set(done)) and all(0 < d < total for d in done[:-1])
+    assert {ident for _, _, ident in calls} == {threading.get_ident()}
+
+
+@pytest.mark.parametrize("streams", [1, 2])
+def test_a_progress_callback_that_raises_stops_the_chunk_it_is_in(
+    model: apollo_cli.Apollo, streams: int
+) -> None:
+    """Abandoning from progress (what ``apollo batch`` does on stop) takes effect within a chunk."""
+    wave = torch.from_numpy(np.random.default_rng(1).standard_normal((2, 44100 * 2), np.float32) * 0.1)
+    delivered: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        apollo_cli.inference.restore_stream(
+            model,
+            [wave],
+            lambda core: delivered.append(core.shape[1]),
+            RestoreOptions(chunk_seconds=60, streams=streams),
+            channels=2,
+            total=wave.shape[1],
+            progress=progress,
+        )
+    assert delivered == []
 
 
 def test_mono_vector_and_tensor_inputs(model: apollo_cli.Apollo) -> None:

@@ -30,11 +30,12 @@ from torch import Tensor
 from .allocator import inference_heap
 from .controls import Controls
 from .errors import InputError, MissingDependencyError, OptionError
+from .meter import Meter
 from .model import Apollo
 from .options import RestoreOptions
 from .streams import StreamPlan, plan_streams, stream_pool, windows_in
 
-#: ``progress(done_samples, total_samples)`` after every batch of chunks.
+#: ``progress(done_samples, total_samples)``, as the chunks advance (see :mod:`apollo_cli.meter`).
 ProgressCallback = Callable[[int, int], None]
 
 #: Frames of context beyond the receptive field (9 frames a layer plus one for the
@@ -112,6 +113,24 @@ def balanced_core(
     chunks = -(-frames // longest)
     wanted = min(-(-streams // channels), frames // max(1, shortest))
     return -(-frames // max(chunks, wanted))
+
+
+def chunk_core(model: Apollo, options: RestoreOptions, channels: int, total: int | None) -> int:
+    """Samples in each chunk's core when ``model`` restores ``total`` samples of ``channels`` with ``options``.
+
+    The last chunk's core is what remains (as long or shorter). See :func:`balanced_core`.
+    """
+    cfg = model.config
+    device = next(model.parameters()).device
+    frames = balanced_core(
+        total,
+        cfg.hop,
+        max(1, round(options.chunk_seconds * cfg.sample_rate / cfg.hop)),
+        channels,
+        plan_streams(options.streams, device, items=None).streams,
+        2 * context_frames(model),
+    )
+    return frames * cfg.hop
 
 
 def _batches(
@@ -322,14 +341,7 @@ def restore_stream(
     if controls.active:
         blocks, sink = controls.inputs(blocks), controls.outputs(sink)
     autocast = precision_context(device, options.precision)
-    core_frames = balanced_core(
-        total,
-        cfg.hop,
-        max(1, round(options.chunk_seconds * cfg.sample_rate / cfg.hop)),
-        channels,
-        plan_streams(options.streams, device, items=None).streams,
-        2 * context_frames(model),
-    )
+    core_frames = chunk_core(model, options, channels, total) // cfg.hop
     windows = _windows(
         blocks,
         channels,
@@ -353,13 +365,18 @@ def restore_stream(
     if pin:
         torch.backends.cudnn.benchmark = True
 
-    def run(stacked: Tensor, keep: tuple[int, int]) -> Tensor:
+    def run(stacked: Tensor, batch: list[tuple[Chunk, Tensor]], parts: int) -> Tensor:
+        """The model on ``stacked``, the windows of ``batch`` (or one of ``parts`` channel slices of them)."""
         if pin:
             stacked = stacked.pin_memory()
         try:
-            result = fit.run(
-                model, stacked.to(device, non_blocking=pin), keep=keep, use_compiled=options.compile
-            )
+            with meter.window(batch[0][0].core_start, _core_samples(batch), parts):
+                result = fit.run(
+                    model,
+                    stacked.to(device, non_blocking=pin),
+                    keep=batch[0][0].keep,
+                    use_compiled=options.compile,
+                )
         except torch._dynamo.exc.BackendCompilerFailed as exc:
             # A compiler that is installed but cannot build TorchInductor's code.
             line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -372,22 +389,30 @@ def restore_stream(
 
     def deliver(batch: list[tuple[Chunk, Tensor]], result: Tensor) -> None:
         nonlocal done
-        for (chunk, _), restored in zip(batch, result, strict=True):
+        for _, restored in zip(batch, result, strict=True):
             sink(restored)
-            done += chunk.core_stop - chunk.core_start
-        if progress is not None:
-            progress(done, max(done, total or 0))
+        done += _core_samples(batch)
+        meter.delivered(batch[0][0].core_start, _core_samples(batch))
 
-    with torch.inference_mode(), autocast, inference_heap():
-        batches = _batches(windows, batch_size)
-        if not plan.parallel:
-            for batch in batches:
-                deliver(batch, run(torch.stack([window for _, window in batch]), batch[0][0].keep))
-        else:
-            context = functools.partial(_stream_context, device, options.precision)
-            _run_streams(plan, model, batches, run, deliver, context)
+    meter = Meter(model, progress, total)
+    try:
+        with torch.inference_mode(), autocast, inference_heap():
+            batches = _batches(windows, batch_size)
+            if not plan.parallel:
+                for batch in batches:
+                    deliver(batch, run(torch.stack([window for _, window in batch]), batch, 1))
+            else:
+                context = functools.partial(_stream_context, device, options.precision)
+                _run_streams(plan, model, batches, run, deliver, context, meter)
+    finally:
+        meter.close()
     controls.finish()
     return done
+
+
+def _core_samples(batch: list[tuple[Chunk, Tensor]]) -> int:
+    """The samples a batch of chunks delivers (their cores)."""
+    return sum(chunk.core_stop - chunk.core_start for chunk, _ in batch)
 
 
 def _stream_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:
@@ -402,9 +427,10 @@ def _run_streams(
     plan: StreamPlan,
     model: Apollo,
     batches: Iterable[list[tuple[Chunk, Tensor]]],
-    run: Callable[[Tensor, tuple[int, int]], Tensor],
+    run: Callable[[Tensor, list[tuple[Chunk, Tensor]], int], Tensor],
     deliver: Callable[[list[tuple[Chunk, Tensor]], Tensor], None],
     context: Callable[[], contextlib.AbstractContextManager[object]],
+    meter: Meter,
 ) -> None:
     """The chunk loop on parallel streams (:mod:`apollo_cli.streams`): each channel of each batch
     is a call of its own, and results are delivered in order.
@@ -416,16 +442,17 @@ def _run_streams(
 
     def collect() -> None:
         batch, parts = pending.popleft()
+        meter.wait(parts)
         deliver(batch, torch.cat([part.result() for part in parts], dim=1))
 
     with stream_pool(plan, model, context) as pool:
         for batch in batches:
             stacked = torch.stack([window for _, window in batch])
-            keep = batch[0][0].keep
+            channels = stacked.shape[1]
             # One channel per call: a lone channel gives the same numbers as the channels together.
             parts = [
-                pool.submit(functools.partial(run, stacked[:, c : c + 1].contiguous(), keep))
-                for c in range(stacked.shape[1])
+                pool.submit(functools.partial(run, stacked[:, c : c + 1].contiguous(), batch, channels))
+                for c in range(channels)
             ]
             pending.append((batch, parts))
             if len(pending) > plan.streams:
