@@ -103,9 +103,9 @@ def balanced_core(
     tail: with parallel streams a short last chunk would leave cores idle while the
     others finish. And while there are fewer windows (chunks times ``channels``) than
     ``streams``, chunks are cut shorter so that every stream has one, as long as each
-    stays at least ``shortest`` frames (a chunk that short spends as much on context as
-    on its core). With ``total`` unknown (streamed input), ``longest``. The output does
-    not depend on the cut.
+    stays at least ``shortest`` frames (twice the context, in :func:`chunk_core`: a
+    shorter core would cost more than half its own work again in context). With
+    ``total`` unknown (streamed input), ``longest``. The output does not depend on the cut.
     """
     if not total:
         return longest
