@@ -101,6 +101,20 @@ def test_slice_functions_compile_to_one_graph(model: apollo_cli.Apollo, packed: 
 
 
 @needs_compiler
+def test_parallel_streams_compile_each_graph_once(
+    model: apollo_cli.Apollo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two streams entering a compiled function together: one traces and compiles it, the other waits."""
+    monkeypatch.setattr(compiled, "_compiled", {})
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    wave = make_music(1.0, channels=2)
+    apollo_cli.restore(model, wave, 44100, options=RestoreOptions(compile=True, streams=2))
+    # band_slice and time_update, once each.
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2
+
+
+@needs_compiler
 def test_restore_with_compile_cli(tmp_path: Path) -> None:
     source = tmp_path / "song.wav"
     sf.write(source, make_music(1.3).T, 44100)

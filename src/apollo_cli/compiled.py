@@ -49,6 +49,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.utils._pytree as pytree
 from torch import Tensor
 
 from .errors import MissingDependencyError
@@ -104,9 +105,46 @@ def compiled(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
             os.environ.setdefault(CACHE_ENV, str(cache_dir()))
             # dynamic_threads: each kernel asks OpenMP for the calling thread's count, so
             # kernels compiled in a single-thread stream also serve a restore on all threads.
-            compiled_fn = torch.compile(fn, dynamic=False, options={"cpp.dynamic_threads": True})
+            compiled_fn = _FirstCallAlone(
+                torch.compile(fn, dynamic=False, options={"cpp.dynamic_threads": True})
+            )
             _compiled[fn] = compiled_fn
     return compiled_fn
+
+
+class _FirstCallAlone:
+    """A compiled function whose first call for each kind of arguments runs alone.
+
+    That first call traces and compiles (or loads from the kernel cache) the graph for
+    those shapes and dtypes. When parallel streams (:mod:`apollo_cli.streams`) make it
+    at the same moment, each thread traced and compiled the same graph for itself, and
+    tracing is Python that holds the GIL, so the streams took turns at it: the first
+    compiled window of a restore started seconds later than it needed to. Here the
+    other streams wait for the first call, then run the graph it made.
+    """
+
+    def __init__(self, fn: Callable[..., Tensor]) -> None:
+        self._fn = fn
+        self._lock = threading.Lock()
+        self._made: set[tuple[object, ...]] = set()
+
+    def __call__(self, *args: object) -> Tensor:
+        kind = _kind(args)
+        if kind in self._made:
+            return self._fn(*args)
+        with self._lock:
+            out = self._fn(*args)
+            self._made.add(kind)
+        return out
+
+
+def _kind(args: tuple[object, ...]) -> tuple[object, ...]:
+    """What the compiled graph depends on: each tensor's shape, dtype, device and layout, other values as they are."""
+    leaves, _ = pytree.tree_flatten(args)
+    return tuple(
+        (tuple(a.shape), a.dtype, a.device, a.layout, a.is_mkldnn) if isinstance(a, Tensor) else a
+        for a in leaves
+    )
 
 
 def pad_rows(x: Tensor, rows: int) -> Tensor:
