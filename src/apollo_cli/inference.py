@@ -385,13 +385,9 @@ def restore_stream(
             ) from None
         return result.to("cpu", torch.float32)
 
-    done = 0
-
     def deliver(batch: list[tuple[Chunk, Tensor]], result: Tensor) -> None:
-        nonlocal done
         for _, restored in zip(batch, result, strict=True):
             sink(restored)
-        done += _core_samples(batch)
         meter.delivered(batch[0][0].core_start, _core_samples(batch))
 
     meter = Meter(model, progress, total)
@@ -407,7 +403,7 @@ def restore_stream(
     finally:
         meter.close()
     controls.finish()
-    return done
+    return meter.done
 
 
 def _core_samples(batch: list[tuple[Chunk, Tensor]]) -> int:

@@ -11,8 +11,8 @@ each layer), and reports the finished share of those chunks too.
 never from a stream's worker (:mod:`apollo_cli.streams`): while it waits for the
 streams it wakes when one of them enters a block. ``done`` never decreases and is the
 samples delivered plus less than those of the chunks in flight; the last call is
-``(total, total)``. A callback that raises (to abandon the
-restore) stops it within a block instead of a chunk.
+``(total, total)``. A callback that raises (to abandon the restore) stops it within a
+block instead of a chunk.
 """
 
 from __future__ import annotations
@@ -73,6 +73,11 @@ class Meter:
         finally:
             _local.window = previous
 
+    @property
+    def done(self) -> int:
+        """Samples delivered so far."""
+        return self._delivered
+
     def delivered(self, key: int, samples: int) -> None:
         """The chunks ``key`` were handed on: ``samples`` more are done."""
         with self._changed:
@@ -89,10 +94,10 @@ class Meter:
                 seen = self._version
             self._report()
             with self._changed:
-                while self._version == seen and not all(f.done() for f in futures):
-                    self._changed.wait()
                 if all(f.done() for f in futures):
                     return
+                while self._version == seen:  # a block entered or a call finished
+                    self._changed.wait()
 
     def _notify(self, _: object = None) -> None:
         with self._changed:
@@ -109,8 +114,7 @@ class Meter:
             if running is not None:
                 running[2] += 1
         self._notify()
-        if threading.get_ident() == self._owner:  # no streams: report from here
-            self._report()
+        self._report()  # without streams this is the owner's thread: report from here
 
     def _report(self) -> None:
         """Call ``progress`` when the count has grown (in the owner thread)."""
