@@ -41,11 +41,19 @@ def calls() -> list[int]:
 
 
 def fits_up_to(limit: int, calls: list[int]) -> Callable[..., torch.Tensor]:
-    """Apollo.forward, raising CUDA's out-of-memory error for batches of more than ``limit`` windows."""
+    """Apollo.forward, raising CUDA's out-of-memory error for batches of more than ``limit`` windows.
+
+    It ignores ``carry``: on a GPU, where batches step down, chunks never share their context
+    (apollo_cli.carry), so a run at the settled size computes each window whole too.
+    """
     real = Apollo.forward
 
     def forward(
-        self: Apollo, wav: torch.Tensor, keep: tuple[int, int] | None = None, use_compiled: bool = False
+        self: Apollo,
+        wav: torch.Tensor,
+        keep: tuple[int, int] | None = None,
+        use_compiled: bool = False,
+        carry: object = None,
     ):  # type: ignore[no-untyped-def]
         if wav.shape[0] > limit:
             self.stft(wav.reshape(-1, wav.shape[-1]))  # some of the work, then the allocation that fails

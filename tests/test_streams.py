@@ -50,12 +50,12 @@ def test_streams_deliver_in_order_when_a_later_window_finishes_first(model: apol
     finished: list[int] = []
     later_done = threading.Event()
 
-    def slow_first(wav: torch.Tensor, keep: Any = None, use_compiled: bool = False) -> torch.Tensor:
+    def slow_first(wav: torch.Tensor, keep: Any = None, **kwargs: Any) -> torch.Tensor:
         first = keep is None or keep[0] == 0
         # Two streams hold the first window's channels; the third runs a later window meanwhile.
         if first:
             assert later_done.wait(timeout=120), "no later window finished while the first waited"
-        out = real(wav, keep=keep, use_compiled=use_compiled)
+        out = real(wav, keep=keep, **kwargs)
         finished.append(0 if first else keep[0])
         if not first:
             later_done.set()
@@ -72,11 +72,11 @@ def test_stream_workers_run_one_thread_each_in_inference_mode(model: apollo_cli.
     seen: list[tuple[str, int, bool]] = []
     real = model.forward
 
-    def spy(wav: torch.Tensor, keep: Any = None, use_compiled: bool = False) -> torch.Tensor:
+    def spy(wav: torch.Tensor, keep: Any = None, **kwargs: Any) -> torch.Tensor:
         seen.append(
             (threading.current_thread().name, torch.get_num_threads(), torch.is_inference_mode_enabled())
         )
-        return real(wav, keep=keep, use_compiled=use_compiled)
+        return real(wav, keep=keep, **kwargs)
 
     model.forward = spy  # type: ignore[method-assign]
     before = torch.get_num_threads()
@@ -94,9 +94,9 @@ def test_stream_workers_run_under_the_precision(model: apollo_cli.Apollo) -> Non
     dtypes: list[torch.dtype] = []
     real = model.forward
 
-    def spy(wav: torch.Tensor, keep: Any = None, use_compiled: bool = False) -> torch.Tensor:
+    def spy(wav: torch.Tensor, keep: Any = None, **kwargs: Any) -> torch.Tensor:
         dtypes.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else torch.float32)
-        return real(wav, keep=keep, use_compiled=use_compiled)
+        return real(wav, keep=keep, **kwargs)
 
     model.forward = spy  # type: ignore[method-assign]
     wave = torch.from_numpy(make_music(1.5, channels=2))
@@ -111,12 +111,12 @@ def test_a_failing_window_raises_and_puts_the_threads_back(model: apollo_cli.Apo
     calls = 0
     real = model.forward
 
-    def fails_third(wav: torch.Tensor, keep: Any = None, use_compiled: bool = False) -> torch.Tensor:
+    def fails_third(wav: torch.Tensor, keep: Any = None, **kwargs: Any) -> torch.Tensor:
         nonlocal calls
         calls += 1
         if calls == 3:
             raise RuntimeError("boom in a stream")
-        return real(wav, keep=keep, use_compiled=use_compiled)
+        return real(wav, keep=keep, **kwargs)
 
     model.forward = fails_third  # type: ignore[method-assign]
     before = torch.get_num_threads()

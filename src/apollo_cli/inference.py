@@ -8,7 +8,9 @@ where a chunk reaches the start or end of the file it sees the same reflect
 padding the whole file would. No cross-fading, no zero padding: the cores tile the
 file exactly. The model is told which samples of each window are kept and drops
 context frames as soon as they stop mattering, so the context costs about half of
-what it would if every layer computed it.
+what it would if every layer computed it; and on a CPU, where the windows of each
+channel run one after another, each window takes the frames it shares with the one
+before from it (:mod:`apollo_cli.carry`), so that no frame is computed twice.
 
 The accumulator lives on the CPU; only chunks visit the device. Progress is
 reported through a callback so this module never imports a UI.
@@ -28,6 +30,7 @@ import torch
 from torch import Tensor
 
 from .allocator import inference_heap
+from .carry import Carry
 from .controls import Controls
 from .errors import InputError, MissingDependencyError, OptionError
 from .meter import Meter
@@ -365,8 +368,9 @@ def restore_stream(
     if pin:
         torch.backends.cudnn.benchmark = True
 
-    def run(stacked: Tensor, batch: list[tuple[Chunk, Tensor]], parts: int) -> Tensor:
-        """The model on ``stacked``, the windows of ``batch`` (or one of ``parts`` channel slices of them)."""
+    def run(stacked: Tensor, batch: list[tuple[Chunk, Tensor]], parts: int, carry: Carry | None) -> Tensor:
+        """The model on ``stacked``, the windows of ``batch`` (or one of ``parts`` channel slices of them),
+        taking the frames that ``carry`` holds from the previous window of the same audio."""
         if pin:
             stacked = stacked.pin_memory()
         try:
@@ -376,6 +380,7 @@ def restore_stream(
                     stacked.to(device, non_blocking=pin),
                     keep=batch[0][0].keep,
                     use_compiled=options.compile,
+                    carry=carry,
                 )
         except torch._dynamo.exc.BackendCompilerFailed as exc:
             # A compiler that is installed but cannot build TorchInductor's code.
@@ -394,12 +399,18 @@ def restore_stream(
     try:
         with torch.inference_mode(), autocast, inference_heap():
             batches = _batches(windows, batch_size)
+            # On a CPU, one window after another of the same audio: each takes what the one
+            # before computed of their shared context (apollo_cli.carry) rather than computing
+            # it again. A GPU runs windows side by side in batches instead.
+            in_order = device.type == "cpu" and batch_size == 1 and plan.streams <= channels
             if not plan.parallel:
+                carry = Carry() if in_order else None
                 for batch in batches:
-                    deliver(batch, run(torch.stack([window for _, window in batch]), batch, 1))
+                    deliver(batch, run(torch.stack([window for _, window in batch]), batch, 1, carry))
             else:
                 context = functools.partial(_stream_context, device, options.precision)
-                _run_streams(plan, model, batches, run, deliver, context, meter)
+                carries = [Carry() for _ in range(channels)] if in_order else None
+                _run_streams(plan, model, batches, run, deliver, context, meter, carries)
     finally:
         meter.close()
     controls.finish()
@@ -423,16 +434,19 @@ def _run_streams(
     plan: StreamPlan,
     model: Apollo,
     batches: Iterable[list[tuple[Chunk, Tensor]]],
-    run: Callable[[Tensor, list[tuple[Chunk, Tensor]], int], Tensor],
+    run: Callable[[Tensor, list[tuple[Chunk, Tensor]], int, Carry | None], Tensor],
     deliver: Callable[[list[tuple[Chunk, Tensor]], Tensor], None],
     context: Callable[[], contextlib.AbstractContextManager[object]],
     meter: Meter,
+    carries: list[Carry] | None,
 ) -> None:
     """The chunk loop on parallel streams (:mod:`apollo_cli.streams`): each channel of each batch
     is a call of its own, and results are delivered in order.
 
-    At most ``streams + 1`` batches are in flight (one more than the workers, so that the
-    next window is read while the last ones run): memory stays bounded.
+    With ``carries`` (one per channel), channel ``c`` always runs on stream ``c`` modulo
+    the streams, its windows in order, each taking what the one before left in
+    ``carries[c]``. At most ``streams + 1`` batches are in flight (one more than the
+    workers, so that the next window is read while the last ones run): memory stays bounded.
     """
     pending: collections.deque[tuple[list[tuple[Chunk, Tensor]], list[Future[Tensor]]]] = collections.deque()
 
@@ -441,13 +455,22 @@ def _run_streams(
         meter.wait(parts)
         deliver(batch, torch.cat([part.result() for part in parts], dim=1))
 
-    with stream_pool(plan, model, context) as pool:
+    with stream_pool(plan, model, context, lanes=carries is not None) as pool:
         for batch in batches:
             stacked = torch.stack([window for _, window in batch])
             channels = stacked.shape[1]
             # One channel per call: a lone channel gives the same numbers as the channels together.
             parts = [
-                pool.submit(functools.partial(run, stacked[:, c : c + 1].contiguous(), batch, channels))
+                pool.submit(
+                    functools.partial(
+                        run,
+                        stacked[:, c : c + 1].contiguous(),
+                        batch,
+                        channels,
+                        carries[c] if carries else None,
+                    ),
+                    lane=c,
+                )
                 for c in range(channels)
             ]
             pending.append((batch, parts))

@@ -29,10 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import carry as carry_frames
 from . import compiled
 from .errors import CheckpointError
 
 if TYPE_CHECKING:
+    from .carry import Carry
     from .provenance import ModelSource
 
 #: Heads of the across-band attention; fixed in every published model.
@@ -660,51 +662,76 @@ class Apollo(nn.Module):
         self.output = Bands(_band_module(n, 4 * w) for w in widths)
         self.register_buffer("window", torch.hann_window(self.config.win), persistent=False)
 
-    def forward(self, wav: Tensor, keep: tuple[int, int] | None = None, use_compiled: bool = False) -> Tensor:
+    def forward(
+        self,
+        wav: Tensor,
+        keep: tuple[int, int] | None = None,
+        use_compiled: bool = False,
+        carry: Carry | None = None,
+    ) -> Tensor:
         """Restore a batch of waveforms shaped ``(B, C, S)``.
 
         Returns ``(B, C, S)``, or with ``keep=(start, stop)`` only those samples,
         equal to the corresponding part of the full output. Frames that cannot
         influence the kept samples are dropped as soon as they stop mattering,
         which is what makes chunked inference cost little more than the chunks.
-        ``use_compiled`` runs the blocks through :mod:`apollo_cli.compiled`
-        (``torch.compile``; see :func:`apollo_cli.compiled.check_available`).
+        With ``carry`` (:class:`apollo_cli.carry.Carry`, the same one for each
+        window of the same audio, in order), frames the previous window already
+        computed are taken from it, not computed again, and this window leaves its
+        own for the next. ``use_compiled`` runs the blocks through
+        :mod:`apollo_cli.compiled` (``torch.compile``; see
+        :func:`apollo_cli.compiled.check_available`).
         """
         batch, channels, samples = wav.shape
         start, stop = keep if keep is not None else (0, samples)
         spec = self.stft(wav.reshape(batch * channels, samples))  # (T, B', F)
-        frames = spec.shape[0]
         # Output samples [start, stop) are overlap-added from frames
         # start // hop .. (stop - 1) // hop + 1; one more each side for safety.
         hop = self.config.hop
         lo = max(0, start // hop - 1)
-        hi = min(frames, (stop - 1) // hop + 3)
+        hi = min(spec.shape[0], (stop - 1) // hop + 3)
         # Each time block widens what is needed by its padding on each side.
         pad = TIME_KERNEL // 2
         blocks = self.config.layers * TIME_BLOCKS
-        first, last = max(0, lo - pad * blocks), min(frames, hi + pad * blocks)
-        rows_per_frame = batch * channels * self.config.bands
+        shape = (batch * channels, self.config.bands, self.config.feature_dim)
+        anchor = None if start % hop else start // hop
+        levels = carry_frames.plan(lo, hi, spec.shape[0], pad, blocks, carry, anchor, shape)
         rows = SLICE_ROWS.get(wav.device.type, 1 << 16) * 256 // self.config.feature_dim
-        step = max(8, rows // rows_per_frame)
-        x = self.encode(spec[first:last], step)
-        offset = first  # absolute frame index of x[0]
-        done = 0
+        step = max(8, rows // shape[0] // shape[1])
+        # The residual stream, frames levels.start.. of the window; view(a, b) is frames a..b.
+        x = torch.empty(levels.need[0][1] - levels.start, *shape, device=wav.device)
+
+        def view(a: int, b: int) -> Tensor:
+            return x[a - levels.start : b - levels.start]
+
+        handover = None if carry is None else carry_frames.Handover(levels, pad, stop, hop, x)
         # nn.ModuleList types its items as plain Modules.
-        for layer in cast("Iterable[BandSequenceBlock]", self.net):
-            tokens = x.view(-1, *x.shape[2:])
-            band_step = step * x.shape[1]
-            for s in range(0, tokens.shape[0], band_step):
-                layer.band_net(tokens[s : s + band_step], band_step if use_compiled else None)
-            for block in cast("Iterable[TimeBlock]", layer.seq_net.blocks):
-                done += 1
-                margin = pad * (blocks - done)
-                new_lo, new_hi = max(lo - margin, first), min(hi + margin, last)
-                x = block(x, new_lo - offset, new_hi - offset, step, use_compiled)
-                offset = new_lo
+        layers = cast("list[BandSequenceBlock]", list(self.net))
+        for j in range(blocks + 1):
+            layer, block = divmod(j, TIME_BLOCKS)
+            a, b = levels.new[j]
+            if j == 0:
+                self.encode(spec[a:b], step, view(a, b))
+            else:
+                below = layers[(j - 1) // TIME_BLOCKS].seq_net.blocks[(j - 1) % TIME_BLOCKS]
+                held = levels.hold[j - 1]
+                cast("TimeBlock", below)(
+                    view(held, levels.need[j - 1][1]), a - held, b - held, step, use_compiled
+                )
+            if block == 0 and j < blocks:
+                tokens = view(a, b).view(-1, *shape[1:])
+                band_step = step * shape[0]
+                for s in range(0, tokens.shape[0], band_step):
+                    layers[layer].band_net(tokens[s : s + band_step], band_step if use_compiled else None)
+            levels.place(j, view)
+            if handover is not None:
+                handover.take(j, view)
+        if carry is not None and handover is not None:
+            handover.give(carry)
         restored = torch.zeros(
-            frames, batch * channels, self.config.bins, dtype=torch.complex64, device=wav.device
+            spec.shape[0], shape[0], self.config.bins, dtype=torch.complex64, device=wav.device
         )
-        self.decode(x, restored[offset : offset + x.shape[0]], step)
+        self.decode(view(lo, hi), restored[lo:hi], step)
         out = self.istft(restored, samples)[:, start:stop]
         return out.reshape(batch, channels, stop - start)
 
@@ -742,14 +769,16 @@ class Apollo(nn.Module):
                 length=samples,
             )
 
-    def encode(self, spec: Tensor, step: int) -> Tensor:
-        """Band features of a ``(T, B, bins)`` spectrum, encoded to ``(T, B, K, N)`` float32.
+    def encode(self, spec: Tensor, step: int, out: Tensor | None = None) -> Tensor:
+        """Band features of a ``(T, B, bins)`` spectrum, encoded to ``(T, B, K, N)`` float32 (into ``out``).
 
         Slice by slice of ``step`` frames, straight into the result, so no other
         tensor of the residual stream's size is ever made.
         """
         frames, batch, _ = spec.shape
-        x = torch.empty(frames, batch, self.config.bands, self.config.feature_dim, device=spec.device)
+        x = out
+        if x is None:
+            x = torch.empty(frames, batch, self.config.bands, self.config.feature_dim, device=spec.device)
         for s in range(0, frames, step):
             piece = spec[s : s + step]
             offset = 0

@@ -18,11 +18,15 @@ from .errors import OptionError
 if TYPE_CHECKING:
     import torch
 
-#: Seconds of audio per chunk. Every chunk carries 0.59 s of context at each edge that
-#: is computed and thrown away (the receptive field; frames are dropped block by block,
-#: so it costs about half its length): about 5 % more work than whole-file inference
-#: with 10 s chunks, about 3 % with 20 s, for 80-150 MB more at the peak with two CPU
-#: streams (measured in ``docs/performance.md``). The output does not depend on it.
+#: Seconds of audio per chunk. Every chunk needs 0.59 s of context at each edge (the
+#: receptive field; frames are dropped block by block, so it costs about half its
+#: length). On a CPU, where each channel's chunks run one after another, a chunk takes
+#: the context it shares with the one before from it (:mod:`apollo_cli.carry`): no
+#: work is repeated. Where chunks run side by side (a GPU's batches, more CPU streams
+#: than channels) each computes its own: about 5 % more work than whole-file inference
+#: with 10 s chunks, about 3 % with 20 s. Longer chunks take more memory, 80-150 MB at
+#: the peak with two CPU streams from 10 to 20 s (measured in ``docs/performance.md``).
+#: The output does not depend on it.
 DEFAULT_CHUNK_SECONDS = 20.0
 #: ``None``: 1 on a CPU (larger batches only add memory there), on a GPU as many
 #: chunks as fit in free memory (see :func:`apollo_cli.inference.auto_batch_size`).

@@ -114,36 +114,42 @@ def _stop_if_abandoned(module: torch.nn.Module, args: object) -> None:
 
 
 class _Pool:
-    """K daemon threads taking calls from one queue, each on its own thread count."""
+    """K daemon threads, each on its own thread count, taking calls from one queue or (``lanes``) one each."""
 
     def __init__(
-        self, plan: StreamPlan, context: Callable[[], contextlib.AbstractContextManager[object]]
+        self,
+        plan: StreamPlan,
+        context: Callable[[], contextlib.AbstractContextManager[object]],
+        lanes: bool = False,
     ) -> None:
-        self._queue: queue.Queue[tuple[Future[object], Callable[[], object]] | None] = queue.Queue()
+        shared: queue.Queue[tuple[Future[object], Callable[[], object]] | None] = queue.Queue()
+        self._queues = [queue.Queue() if lanes else shared for _ in range(plan.streams)]
         self._plan = plan
         self._context = context
         self.abandoned = threading.Event()
         # Daemon threads, as a last resort: the pool waits for them in any case.
         self._threads = [
-            threading.Thread(target=self._work, name=f"apollo-stream-{i}", daemon=True)
-            for i in range(plan.streams)
+            threading.Thread(target=self._work, args=(q,), name=f"apollo-stream-{i}", daemon=True)
+            for i, q in enumerate(self._queues)
         ]
         for thread in self._threads:
             thread.start()
 
-    def submit(self, fn: Callable[[], _R]) -> Future[_R]:
-        """Run ``fn()`` on the next free stream."""
+    def submit(self, fn: Callable[[], _R], lane: int = 0) -> Future[_R]:
+        """Run ``fn()`` on the next free stream or, in a pool of lanes, on stream ``lane``
+        (modulo the streams), after the calls submitted to it before."""
         future: Future[_R] = Future()
-        self._queue.put((future, fn))  # type: ignore[arg-type]  # a Future[_R] is read as a Future[object]
+        # A Future[_R] is read as a Future[object].
+        self._queues[lane % len(self._queues)].put((future, fn))  # type: ignore[arg-type]
         return future
 
-    def _work(self) -> None:
+    def _work(self, calls: queue.Queue[tuple[Future[object], Callable[[], object]] | None]) -> None:
         # Per thread (OpenMP's setting for this thread), and so are autocast and inference mode.
         torch.set_num_threads(self._plan.threads)
         _local.abandoned = self.abandoned
         with self._context():
             while True:
-                item = self._queue.get()
+                item = calls.get()
                 if item is None:
                     return
                 future, fn = item
@@ -160,25 +166,30 @@ class _Pool:
         """Stop the workers, after their queued calls or (``abandon``) at their next model block."""
         if abandon:
             self.abandoned.set()
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is not None:
-                    item[0].cancel()
-        for _ in self._threads:
-            self._queue.put(None)
+            for calls in self._queues:
+                while True:
+                    try:
+                        item = calls.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not None:
+                        item[0].cancel()
+        for calls in self._queues:
+            calls.put(None)
         for thread in self._threads:
             thread.join()
 
 
 @contextlib.contextmanager
 def stream_pool(
-    plan: StreamPlan, model: torch.nn.Module, context: Callable[[], contextlib.AbstractContextManager[object]]
+    plan: StreamPlan,
+    model: torch.nn.Module,
+    context: Callable[[], contextlib.AbstractContextManager[object]],
+    lanes: bool = False,
 ) -> Iterator[_Pool]:
     """Workers for ``plan`` that run ``model``, each running its calls inside ``context()``
-    (inference mode, autocast).
+    (inference mode, autocast); with ``lanes``, each from a queue of its own
+    (``submit(fn, lane)``), so that calls on one lane run in the order given.
 
     On the way out the workers are stopped and waited for: after their work, or when
     the body raised, at their next block of ``model`` (queued calls are dropped). Then
@@ -188,7 +199,7 @@ def stream_pool(
     # On every submodule: only those the model calls as modules (its blocks) ever run them,
     # and only a stream of an abandoned restore is stopped by them.
     hooks = [module.register_forward_pre_hook(_stop_if_abandoned) for module in model.modules()]
-    pool = _Pool(plan, context)
+    pool = _Pool(plan, context, lanes)
     try:
         yield pool
     except BaseException:

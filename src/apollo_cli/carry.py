@@ -1,0 +1,166 @@
+"""Consecutive chunks without recomputing their shared context.
+
+Exact chunking (:mod:`apollo_cli.inference`) gives each chunk's window the context
+its core's receptive field needs, and the model computes that context again in
+every window: at a junction between two chunks, the frames around it are computed
+by both, layer after layer (about 0.67 s of audio's work per junction and channel
+for the full-size model, 2-3 % of a long file's).
+
+When the same audio's chunks run one after another, the second window does not need
+to: the first one has already computed, at every level of the residual stream (the
+input of each time block, and the output), the frames the second one would compute
+there again. A :class:`Carry` holds, per level, the last few of them (those the next
+window's first new frames read, ``2 × pad`` each, and the output frames its kept
+samples overlap); the next window takes them and computes only frames that no earlier
+window computed. The total work of a restore is then that of the whole file at once.
+
+Frames are the same computation either way (the per-frame arithmetic does not depend
+on where a frame sits in its window), so the output equals the recomputed one within
+float32 rounding, as chunked inference already equals whole-file inference.
+
+:func:`plan` states which frames each level needs, computes and must hold; the model
+(:meth:`apollo_cli.model.Apollo.forward`) follows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import Tensor
+
+
+@dataclass
+class Carry:
+    """What one window leaves to the next window of the same audio (``Apollo.forward(carry=...)``).
+
+    Pass one ``Carry`` to the model for each window of one stream of audio (one
+    channel, or the same channels together), in order and with nothing skipped: each
+    call reads what the previous window left and replaces it with its own. A new
+    ``Carry`` is empty: the first window computes all of its context, as without one.
+
+    ``levels[j]`` is ``(first, frames)``: frames ``(n, B, K, N)`` of level ``j`` of
+    the residual stream, the first at frame ``first`` counted from the frame where
+    the window's kept samples end (the next window's kept samples begin there).
+    """
+
+    levels: list[tuple[int, Tensor]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LevelPlan:
+    """Which frames of one window each level of the residual stream needs, computes and holds.
+
+    Levels ``0 .. blocks``: level ``j < blocks`` is the input of time block ``j``
+    (after the across-band step where a layer starts), level ``blocks`` the output.
+    Frames are the window's STFT frames; spans are ``(start, stop)``.
+    """
+
+    #: Frames of level ``j`` that the window's kept samples depend on.
+    need: tuple[tuple[int, int], ...]
+    #: Frames the window computes at level ``j`` (those of ``need`` no earlier window did).
+    new: tuple[tuple[int, int], ...]
+    #: The first frame level ``j`` must hold once complete: read by the next block, or left to the next window.
+    hold: tuple[int, ...]
+    #: Frames of level ``j`` taken from the previous window, as ``(first frame, frames)``; empty without.
+    given: tuple[tuple[int, Tensor], ...]
+
+    @property
+    def start(self) -> int:
+        """The first frame the window's residual stream must have room for."""
+        return min(self.hold)
+
+    def place(self, level: int, view: Callable[[int, int], Tensor]) -> None:
+        """Write level ``level``'s given frames that it must hold into the residual stream (``view(a, b)``: frames a..b)."""
+        if not self.given:
+            return
+        first, frames = self.given[level]
+        a, b = max(first, self.hold[level]), min(first + frames.shape[0], self.new[level][0])
+        if b > a:
+            view(a, b).copy_(frames[a - first : b - first])
+
+
+def plan(
+    lo: int,
+    hi: int,
+    frames: int,
+    pad: int,
+    blocks: int,
+    carry: Carry | None = None,
+    anchor: int | None = None,
+    shape: tuple[int, ...] = (),
+) -> LevelPlan:
+    """The :class:`LevelPlan` of a window of ``frames`` whose kept samples depend on output frames ``lo..hi``.
+
+    Each of the ``blocks`` time blocks widens what is needed by ``pad`` frames on each
+    side. With ``carry`` (left by the previous window), ``anchor`` (the frame where
+    this window's kept samples begin) and ``shape`` (a frame's, ``(B, K, N)``), the
+    frames it holds are taken, not computed again; a carry that does not fit (frames
+    of another shape, a gap between the windows) is not used.
+    """
+    first, last = max(0, lo - pad * blocks), min(frames, hi + pad * blocks)
+    need = tuple(
+        (max(lo - pad * (blocks - j), first), min(hi + pad * (blocks - j), last)) for j in range(blocks + 1)
+    )
+    given: tuple[tuple[int, Tensor], ...] = ()
+    if (
+        carry is not None
+        and anchor is not None
+        and len(carry.levels) == blocks + 1
+        and all(tuple(level.shape[1:]) == shape for _, level in carry.levels)
+    ):
+        given = tuple((anchor + start, level) for start, level in carry.levels)
+    while True:
+        new = tuple(
+            (min(max(start, given[j][0] + given[j][1].shape[0]) if given else start, stop), stop)
+            for j, (start, stop) in enumerate(need)
+        )
+        # A level is read by the next block from ``pad`` before that block's first new frame;
+        # the output from ``lo``.
+        hold = (*(max(first, new[j + 1][0] - pad) for j in range(blocks)), lo)
+        if not given or all(
+            given[j][0] <= min(hold[j], new[j][0]) and given[j][0] + given[j][1].shape[0] >= new[j][0]
+            for j in range(blocks + 1)
+        ):
+            return LevelPlan(need, new, hold, given)
+        given = ()  # not the previous window of this one: compute everything
+
+
+class Handover:
+    """What a window leaves to the next one (:attr:`Carry.levels`), gathered level by level.
+
+    The next window's kept samples begin at sample ``stop`` of this one: frame
+    ``stop // hop``, the anchor the carry counts from. Of the output level it gets
+    the frames those samples overlap (from ``stop // hop - 1``, its first needed
+    output frame); of the others, the frames its first new frames of the level above
+    read (from ``pad`` before the end of that level here). All in one buffer, allocated
+    once: many small tensors kept from one window to the next would scatter the heap.
+    Nothing is left when ``stop`` is not on the hop grid (no window follows on the same grid).
+    """
+
+    def __init__(self, levels: LevelPlan, pad: int, stop: int, hop: int, like: Tensor) -> None:
+        self.anchor = stop // hop
+        count = len(levels.need)
+        self.spans: list[tuple[int, int]] = []
+        if stop % hop == 0:
+            for level, (_, end) in enumerate(levels.need):
+                start = self.anchor - 1 if level == count - 1 else levels.need[level + 1][1] - pad
+                start = min(max(start, levels.hold[level]), end)
+                self.spans.append((start, end))
+        frames = sum(end - start for start, end in self.spans)
+        self._store = like.new_empty(frames, *like.shape[1:])
+        self._levels: list[tuple[int, Tensor]] = []
+
+    def take(self, level: int, view: Callable[[int, int], Tensor]) -> None:
+        """Copy level ``level``'s frames to leave, once it is complete in the residual stream (``view(a, b)``)."""
+        if not self.spans:
+            return
+        start, end = self.spans[level]
+        at = sum(b - a for a, b in self.spans[:level])
+        frames = self._store[at : at + end - start]
+        frames.copy_(view(start, end))
+        self._levels.append((start - self.anchor, frames))
+
+    def give(self, carry: Carry) -> None:
+        """Hand what was gathered to ``carry`` (emptied when this window leaves nothing)."""
+        carry.levels = self._levels if self.spans and len(self._levels) == len(self.spans) else []
