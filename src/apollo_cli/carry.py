@@ -45,6 +45,9 @@ class Carry:
     """
 
     levels: list[tuple[int, Tensor]] = field(default_factory=list)
+    #: The buffer ``levels`` are in, and one free for the next window to fill: two
+    #: buffers take turns, so that windows after the second allocate none.
+    buffers: tuple[Tensor | None, Tensor | None] = field(default=(None, None), repr=False)
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,7 @@ class Handover:
     Nothing is left when ``stop`` is not on the hop grid (no window follows on the same grid).
     """
 
-    def __init__(self, levels: LevelPlan, pad: int, stop: int, hop: int, like: Tensor) -> None:
+    def __init__(self, levels: LevelPlan, pad: int, stop: int, hop: int, like: Tensor, carry: Carry) -> None:
         self.anchor = stop // hop
         count = len(levels.need)
         self.spans: list[tuple[int, int]] = []
@@ -148,7 +151,10 @@ class Handover:
                 start = min(max(start, levels.hold[level]), end)
                 self.spans.append((start, end))
         frames = sum(end - start for start, end in self.spans)
-        self._store = like.new_empty(frames, *like.shape[1:])
+        spare = carry.buffers[1]
+        if spare is None or spare.shape[0] < frames or spare.shape[1:] != like.shape[1:]:
+            spare = like.new_empty(frames, *like.shape[1:])
+        self._store = spare
         self._levels: list[tuple[int, Tensor]] = []
 
     def take(self, level: int, view: Callable[[int, int], Tensor]) -> None:
@@ -164,3 +170,4 @@ class Handover:
     def give(self, carry: Carry) -> None:
         """Hand what was gathered to ``carry`` (emptied when this window leaves nothing)."""
         carry.levels = self._levels if self.spans and len(self._levels) == len(self.spans) else []
+        carry.buffers = (self._store, carry.buffers[0])

@@ -704,7 +704,7 @@ class Apollo(nn.Module):
         def view(a: int, b: int) -> Tensor:
             return x[a - levels.start : b - levels.start]
 
-        handover = None if carry is None else carry_frames.Handover(levels, pad, stop, hop, x)
+        handover = None if carry is None else carry_frames.Handover(levels, pad, stop, hop, x, carry)
         # nn.ModuleList types its items as plain Modules.
         layers = cast("list[BandSequenceBlock]", list(self.net))
         for j in range(blocks + 1):
