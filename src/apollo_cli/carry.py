@@ -136,8 +136,8 @@ class Handover:
     ``stop // hop``, the anchor the carry counts from. Of the output level it gets
     the frames those samples overlap (from ``stop // hop - 1``, its first needed
     output frame); of the others, the frames its first new frames of the level above
-    read (from ``pad`` before the end of that level here). All in one buffer, allocated
-    once: many small tensors kept from one window to the next would scatter the heap.
+    read (from ``pad`` before the end of that level here). All in one buffer of the
+    carry's two, which take turns: windows after the second allocate none.
     Nothing is left when ``stop`` is not on the hop grid (no window follows on the same grid).
     """
 
