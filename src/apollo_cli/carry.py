@@ -105,15 +105,8 @@ def plan(
     need = tuple(
         (max(lo - pad * (blocks - j), first), min(hi + pad * (blocks - j), last)) for j in range(blocks + 1)
     )
-    given: tuple[tuple[int, Tensor], ...] = ()
-    if (
-        carry is not None
-        and anchor is not None
-        and len(carry.levels) == blocks + 1
-        and all(tuple(level.shape[1:]) == shape for _, level in carry.levels)
-    ):
-        given = tuple((anchor + start, level) for start, level in carry.levels)
-    while True:
+
+    def fitted(given: tuple[tuple[int, Tensor], ...]) -> LevelPlan:
         new = tuple(
             (min(max(start, given[j][0] + given[j][1].shape[0]) if given else start, stop), stop)
             for j, (start, stop) in enumerate(need)
@@ -121,12 +114,23 @@ def plan(
         # A level is read by the next block from ``pad`` before that block's first new frame;
         # the output from ``lo``.
         hold = (*(max(first, new[j + 1][0] - pad) for j in range(blocks)), lo)
-        if not given or all(
-            given[j][0] <= min(hold[j], new[j][0]) and given[j][0] + given[j][1].shape[0] >= new[j][0]
-            for j in range(blocks + 1)
-        ):
-            return LevelPlan(need, new, hold, given)
-        given = ()  # not the previous window of this one: compute everything
+        return LevelPlan(need, new, hold, given)
+
+    if (
+        carry is None
+        or anchor is None
+        or len(carry.levels) != blocks + 1
+        or any(tuple(level.shape[1:]) != shape for _, level in carry.levels)
+    ):
+        return fitted(())
+    levels = fitted(tuple((anchor + start, level) for start, level in carry.levels))
+    # The given frames must reach back to what each level holds and on to its first new frame.
+    if all(
+        at <= min(hold, start) and at + given.shape[0] >= start
+        for (at, given), hold, (start, _) in zip(levels.given, levels.hold, levels.new, strict=True)
+    ):
+        return levels
+    return fitted(())  # not the previous window of this one: compute everything
 
 
 class Handover:
@@ -142,6 +146,7 @@ class Handover:
     """
 
     def __init__(self, levels: LevelPlan, pad: int, stop: int, hop: int, like: Tensor, carry: Carry) -> None:
+        self.carry = carry
         self.anchor = stop // hop
         count = len(levels.need)
         self.spans: list[tuple[int, int]] = []
@@ -167,7 +172,8 @@ class Handover:
         frames.copy_(view(start, end))
         self._levels.append((start - self.anchor, frames))
 
-    def give(self, carry: Carry) -> None:
-        """Hand what was gathered to ``carry`` (emptied when this window leaves nothing)."""
+    def give(self) -> None:
+        """Hand what was gathered to the carry (emptied when this window leaves nothing)."""
+        carry = self.carry
         carry.levels = self._levels if self.spans and len(self._levels) == len(self.spans) else []
         carry.buffers = (self._store, carry.buffers[0])

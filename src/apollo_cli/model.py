@@ -726,8 +726,8 @@ class Apollo(nn.Module):
             levels.place(j, view)
             if handover is not None:
                 handover.take(j, view)
-        if carry is not None and handover is not None:
-            handover.give(carry)
+        if handover is not None:
+            handover.give()
         restored = torch.zeros(
             spec.shape[0], shape[0], self.config.bins, dtype=torch.complex64, device=wav.device
         )
