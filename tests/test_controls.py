@@ -284,6 +284,33 @@ def test_provenance_names_version_model_and_settings(
     assert tags.has_provenance(result.output)
 
 
+@pytest.mark.parametrize("streamed", [False, True], ids=["decoded ahead", "streamed"])
+def test_batch_chooses_auto_as_restore_does(
+    model: apollo_cli.Apollo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, streamed: bool
+) -> None:
+    """Files at other rates than the model's: ``auto`` is measured at the file's own rate in both."""
+    from apollo_cli import batch
+
+    library = tmp_path / "library"
+    library.mkdir()
+    # Full band at 22.05 kHz (measured after resampling, the bandwidth read 10.8 kHz, not 11.0),
+    # and a 15 kHz cutoff at 48 kHz.
+    sf.write(library / "a.wav", noise(2.0, seed=13).T, 22050, subtype="FLOAT")
+    x = filters.filter_signal(noise(2.0, seed=14), controls.cutoff_taps(15000.0, 48000))
+    sf.write(library / "b.wav", x.astype(np.float32).T, 48000, subtype="FLOAT")
+    options = RestoreOptions(cutoff="auto", keep_lows="auto", chunk_seconds=1.0)
+    if streamed:
+        monkeypatch.setattr(batch.runner, "PREFETCH_SECONDS", 0.0)
+    summary = batch.run_batch(batch.plan_batch(library, tmp_path / "out"), model, options=options)
+    assert summary.ok and len(summary.done) == 2
+    for done in summary.done:
+        alone = apollo_cli.restore_file(
+            model, done.job.source, tmp_path / f"{done.job.source.stem}.flac", options
+        )
+        assert done.result.notes == alone.notes and len(alone.notes) == 2
+        np.testing.assert_array_equal(sf.read(done.result.output)[0], sf.read(alone.output)[0])
+
+
 def test_batch_can_skip_inputs_that_are_restorations(model: apollo_cli.Apollo, tmp_path: Path) -> None:
     from apollo_cli import batch
 

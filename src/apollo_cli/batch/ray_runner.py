@@ -62,6 +62,7 @@ from .runner import (
     _reason,
     _recheck_output,
     check_bit_depth,
+    decode_whole,
     plan_summary,
     prepare_output_dir,
 )
@@ -267,8 +268,6 @@ class Worker:
         self, key: int, source: Path, target: Path, bit_depth: int, carry_tags: bool, began: float
     ) -> Any:
         """As the local runner does it: short files in memory, long ones streamed (bounded memory)."""
-        import numpy as np
-
         from .. import api, provenance
 
         rate = self.model.config.sample_rate
@@ -282,11 +281,8 @@ class Worker:
                     self.model, opened, target, carried, self.options, bit_depth=bit_depth,
                     overwrite=True, started=began, progress=progress,
                 )  # fmt: skip
-            blocks = list(audio.resampled(opened.blocks(), opened.sample_rate, rate, opened.channels))
-        samples = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
-        del blocks
+            samples, options, notes = decode_whole(opened, rate, self.options)
         self._current = (key, 0.0, samples.shape[-1] / rate)
-        options, notes = api.resolve_controls(self.options, samples, rate)
         restored = api.restore(self.model, samples, rate, options, progress=progress)
         del samples
         return api.write_restored(

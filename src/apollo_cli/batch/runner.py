@@ -240,12 +240,32 @@ _POLL = 0.1
 PREFETCH_SECONDS = 300.0
 
 
+def decode_whole(
+    source: audio.AudioSource, rate: int, options: RestoreOptions
+) -> tuple[np.ndarray, RestoreOptions, tuple[str, ...]]:
+    """A short input decoded whole at the model's ``rate``, with its ``auto`` controls resolved.
+
+    Returns the samples, the options and the notes on what ``auto`` chose. The
+    controls are measured on the input at its own sample rate, before resampling, as
+    :func:`apollo_cli.api.restore_file` measures them: a file restored in a batch
+    gets the same output as when restored alone (measured after resampling, a
+    22.05 kHz file's bandwidth read 10.8 kHz instead of 11.0).
+    """
+    blocks = list(source.blocks())
+    samples = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+    del blocks  # keep only the joined copy in memory
+    options, notes = api.resolve_controls(options, samples, source.sample_rate)
+    return audio.resample(samples, source.sample_rate, rate), options, notes
+
+
 @dataclass
 class _Decoded:
     job: Job
     samples: np.ndarray
     tags: tags.Tags
     seconds: float  # time spent decoding
+    options: RestoreOptions  # with the input's auto controls resolved
+    notes: tuple[str, ...]  # what the restoration controls did
 
 
 @dataclass
@@ -521,13 +541,11 @@ class _Pipeline:
             if source.duration is None or source.duration > PREFETCH_SECONDS:
                 handed_on = True
                 return _Opened(job, source, carried, time.perf_counter() - began)
-            blocks = list(audio.resampled(source.blocks(), source.sample_rate, self.rate, source.channels))
+            samples, options, notes = decode_whole(source, self.rate, self.options)
         finally:
             if not handed_on:
                 source.close()
-        samples = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
-        del blocks  # keep only the joined copy in memory
-        return _Decoded(job, samples, carried, time.perf_counter() - began)
+        return _Decoded(job, samples, carried, time.perf_counter() - began, options, notes)
 
     def _drain_decoded(self) -> None:
         """Close streams still waiting in the queue once no worker will take them."""
@@ -556,16 +574,15 @@ class _Pipeline:
                 self._emit(FileStarted(job, index, seconds))
                 began = time.perf_counter()
                 try:
-                    options, notes = api.resolve_controls(self.options, item.samples, self.rate)
                     restored = api.restore(
-                        model, item.samples, self.rate, options, progress=self._progress(job, index)
+                        model, item.samples, self.rate, item.options, progress=self._progress(job, index)
                     )
                 except _RECOVERABLE as exc:
                     self._fail(job, exc)
                     continue
                 result = _Restored(job, index, restored, item.tags,
                                    item.seconds + time.perf_counter() - began,
-                                   provenance.describe(model, options), notes)  # fmt: skip
+                                   provenance.describe(model, item.options), item.notes)  # fmt: skip
                 del item
                 # Finished work is handed on even when stopping: the writer saves it.
                 if not self._put(self.restored, result, self.writer_done):
