@@ -143,7 +143,8 @@ def no_leftovers(root: Path) -> None:
 
 def test_ray_missing_says_what_to_install(library: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails, as without the extra
-    monkeypatch.delitem(sys.modules, "apollo_cli.batch.ray_runner", raising=False)
+    for module in ("apollo_cli.batch.ray_runner", "apollo_cli.batch.ray_worker"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
     result = run_cli("batch", library, "--ray", "auto", "--model", TINY_MODEL)
     assert result.exit_code == 1, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -20,7 +20,7 @@ Each concern has its module; every public name is also available here, as
   run again.
 - :mod:`.ray_runner`: :func:`run_batch_ray` carries the same plan out on a Ray cluster
   (``pip install 'apollo-cli[ray]'``); imported when first used, so this package does not
-  need Ray.
+  need Ray. Its workers are :mod:`.ray_worker`'s actors.
 
 Device lists (``cuda:0,cuda:1``) are parsed by :mod:`apollo_cli.devices`, re-exported here.
 To change a module's setting (``PREFETCH_SECONDS``, say), set it on the module that owns

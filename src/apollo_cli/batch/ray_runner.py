@@ -3,11 +3,10 @@
 :func:`run_batch_ray` takes the same plan as :func:`apollo_cli.batch.run_batch` and gives
 the same outputs, tags, events and summary. Only the driver (this process) touches the
 file system: it claims each output (:mod:`apollo_cli.locks`), reads the input's bytes and
-sends them to a worker, a Ray actor that loaded the model once (from checkpoint bytes the
-driver sent, so no shared file system is needed). The worker decodes the bytes in its own
-scratch folder, restores them with the :class:`~apollo_cli.RestoreOptions`, encodes the
-output there (tags and provenance included) and returns the finished file's bytes, which
-the driver writes atomically. A worker can never leave a partial output behind.
+sends them to a worker (:mod:`.ray_worker`), a Ray actor that loaded the model once (from
+checkpoint bytes the driver sent, so no shared file system is needed) and returns the
+finished output's bytes, which the driver writes atomically. A worker can never leave a
+partial output behind.
 
 Files go to whichever worker has room (at most ``in_flight_per_worker`` each, so the
 driver and the object store hold a bounded number of files). A worker that dies (killed,
@@ -26,10 +25,7 @@ import dataclasses
 import logging
 import math
 import os
-import shutil
 import signal
-import socket
-import tempfile
 import threading
 import time
 from collections import deque
@@ -38,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import audio, errors, locks, signals, tags
+from .. import audio, errors, locks, signals
 from ..errors import ApolloError, MissingDependencyError, OptionError, OutputError
 from ..options import RestoreOptions
 from ..provenance import ModelSource
@@ -57,24 +53,21 @@ from .events import (
     WorkerReady,
 )
 from .plan import BatchPlan, Job
+from .ray_worker import MISSING, Cancelled, Identity, Outcome, RayWorker
 from .runner import (
-    PREFETCH_SECONDS,
     _reason,
     _recheck_output,
     check_bit_depth,
-    decode_whole,
+    disk_full,
     plan_summary,
     prepare_output_dir,
 )
-
-#: What to install for ``--ray``, in the one line that says it is missing.
-INSTALL_HINT = "pip install 'apollo-cli[ray]'"
 
 try:
     import ray
     import ray.exceptions
 except ImportError:  # pragma: no cover - the tests that need Ray skip without it
-    raise MissingDependencyError(f"--ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+    raise MissingDependencyError(MISSING) from None
 
 #: Files each worker holds at once (one being restored, the next waiting), by default: the
 #: next file is already there when a worker finishes one, and no worker hoards files.
@@ -101,232 +94,6 @@ _WAIT = 0.1  # seconds between looks at signals while waiting for workers
 _PROGRESS_EVERY = 0.5  # seconds between progress reports asked of a busy worker
 
 
-# ----------------------------------------------------------------------------- the worker
-
-
-@dataclass(frozen=True)
-class _Identity:
-    """What a worker says about itself once its model is loaded (or why it could not load it)."""
-
-    pid: int
-    node: str
-    host: str
-    device: str
-    version: str
-    error: tuple[str, str] | None  # (ApolloError subclass name, message)
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    """One file's result from a worker: the finished output's bytes, or why there is none."""
-
-    data: bytes | None
-    result: Any  # api.RestoreResult (paths in the worker's scratch folder)
-    reason: str | None
-    no_space: bool = False
-
-
-@dataclass
-class _Described(ModelSource):
-    """The model's source on a worker: described as the driver knows it, not as this copy is."""
-
-    description: str = ""
-
-    def describe(self) -> str:
-        """The driver's description (the name it was loaded by, the checkpoint's hash)."""
-        return self.description
-
-
-class _Cancelled(BaseException):
-    """Raised by a worker's progress callback to abandon its file (the driver stopped)."""
-
-
-class Worker:
-    """A Ray actor that holds one model and restores files sent as bytes (see the module's docstring).
-
-    Its :meth:`restore` runs one file at a time; :meth:`progress` and :meth:`identity` answer
-    at once from a separate thread (Ray concurrency group ``poll``).
-    """
-
-    def __init__(self) -> None:
-        # The model is loaded by load(), which the driver calls again after Ray restarts a
-        # worker: the checkpoint then comes from the driver, which keeps it alive.
-        self.model: Any = None
-        self.device = "cpu"
-        self.scratch = Path(tempfile.mkdtemp(prefix=f"apollo-ray-{os.getpid()}-"))
-        _remove_stale_scratch(self.scratch)
-        self._current: tuple[int, float, float] | None = None
-        self._cancel: int | None = None
-        self._error: tuple[str, str] | None = None
-
-    def load(
-        self,
-        checkpoint: bytes | str,
-        checkpoint_name: str,
-        model_description: str,
-        options: RestoreOptions,
-        use_gpu: bool,
-        threads: int,
-    ) -> _Identity:
-        """Load the model (once) from the checkpoint's bytes, or its path on this node; say who we are."""
-        if self.model is not None or self._error is not None:
-            return self._identity()
-        import torch
-
-        from .. import api
-
-        self.options = options
-        self.device = "cuda" if use_gpu else "cpu"
-        if not use_gpu:
-            # Ray gives a CPU actor its share of the node's cores; torch would take all of them.
-            torch.set_num_threads(max(1, threads))
-        try:
-            if isinstance(checkpoint, bytes):
-                folder = self.scratch / "model"
-                folder.mkdir(exist_ok=True)
-                path = folder / checkpoint_name
-                path.write_bytes(checkpoint)
-                try:
-                    model = api.load_model(path, device=self.device)
-                finally:
-                    shutil.rmtree(folder, ignore_errors=True)
-            else:
-                model = api.load_model(checkpoint, device=self.device)
-            # The outputs' provenance names the model as the driver knows it, not this copy.
-            model.source = _Described(
-                checkpoint_name, None, Path(checkpoint_name), description=model_description
-            )
-            options.check(next(model.parameters()).device)
-            self.model = model
-        except ApolloError as exc:
-            self._error = (type(exc).__name__, str(exc))
-        except Exception as exc:  # noqa: BLE001 - reported to the driver as one line
-            self._error = ("ApolloError", _reason(exc))
-        return self._identity()
-
-    @ray.method(concurrency_group="poll")
-    def identity(self) -> _Identity:
-        """Who this worker is, and whether its model loaded."""
-        return self._identity()
-
-    def _identity(self) -> _Identity:
-        from .. import __version__
-
-        device = str(next(self.model.parameters()).device) if self.model is not None else self.device
-        return _Identity(
-            os.getpid(),
-            ray.util.get_node_ip_address(),
-            socket.gethostname(),
-            device,
-            __version__,
-            self._error,
-        )
-
-    @ray.method(concurrency_group="poll")
-    def progress(self) -> tuple[int, float, float] | None:
-        """``(key, seconds done, seconds in all)`` of the file being restored, or None."""
-        return self._current
-
-    def restore(
-        self,
-        key: int,
-        data: bytes,
-        input_name: str,
-        output_name: str,
-        shown_input: str,
-        shown_output: str,
-        bit_depth: int,
-        carry_tags: bool,
-    ) -> _Outcome:
-        """Decode ``data`` (the input file's bytes), restore it and return the finished output's bytes.
-
-        ``input_name`` and ``output_name`` are the files' names (what the formats are told
-        by, what tag warnings name); messages name ``shown_input`` and ``shown_output``,
-        the paths on the driver, rather than this worker's scratch files.
-        """
-        began = time.perf_counter()
-        work = self.scratch / f"file-{key}"
-        shutil.rmtree(work, ignore_errors=True)
-        (work / "in").mkdir(parents=True)
-        (work / "out").mkdir()
-        source, target = work / "in" / input_name, work / "out" / output_name
-        try:
-            source.write_bytes(data)
-            del data
-            result = self._restore(key, source, target, bit_depth, carry_tags, began)
-            return _Outcome(target.read_bytes(), result, None)
-        except _Cancelled:
-            return _Outcome(None, None, "cancelled")
-        except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch: say why, in one line
-            reason = _reason(exc).replace(str(source), shown_input).replace(str(target), shown_output)
-            return _Outcome(None, None, reason, no_space=isinstance(exc, audio.NoSpaceError))
-        finally:
-            self._current = None
-            shutil.rmtree(work, ignore_errors=True)
-
-    def _restore(
-        self, key: int, source: Path, target: Path, bit_depth: int, carry_tags: bool, began: float
-    ) -> Any:
-        """As the local runner does it: short files in memory, long ones streamed (bounded memory)."""
-        from .. import api, provenance
-
-        rate = self.model.config.sample_rate
-        with audio.open_audio(source) as opened:
-            audio.check_channels(target, opened.channels)
-            carried = tags.read_tags(source) if carry_tags else tags.Tags()
-            self._current = (key, 0.0, opened.duration or 0.0)
-            progress = self._progress(key)
-            if opened.duration is None or opened.duration > PREFETCH_SECONDS:
-                return api.restore_source(
-                    self.model, opened, target, carried, self.options, bit_depth=bit_depth,
-                    overwrite=True, started=began, progress=progress,
-                )  # fmt: skip
-            samples, options, notes = decode_whole(opened, rate, self.options)
-        self._current = (key, 0.0, samples.shape[-1] / rate)
-        restored = api.restore(self.model, samples, rate, options, progress=progress)
-        del samples
-        return api.write_restored(
-            source, target, restored, rate, carried, bit_depth=bit_depth, overwrite=True,
-            started=began, provenance=provenance.describe(self.model, options), notes=notes,
-        )  # fmt: skip
-
-    def _progress(self, key: int) -> Any:
-        rate = self.model.config.sample_rate
-
-        def progress(done: int, total: int) -> None:
-            if self._cancel == key:
-                raise _Cancelled
-            self._current = (key, done / rate, total / rate)
-
-        return progress
-
-    @ray.method(concurrency_group="poll")
-    def cancel(self, key: int) -> None:
-        """Abandon file ``key`` at its next chunk, if it is the one being restored."""
-        self._cancel = key
-
-
-def _remove_stale_scratch(mine: Path) -> None:
-    """Remove the scratch folders of workers on this node that were killed (their process is gone)."""
-    for folder in mine.parent.glob("apollo-ray-*-*"):
-        pid = folder.name.split("-")[2]
-        if folder == mine or not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-        except OSError:
-            continue  # alive, or another user's
-
-
-#: The actor class (``poll`` runs ``identity``, ``progress`` and ``cancel`` beside a restore).
-_RayWorker = ray.remote(concurrency_groups={"poll": 1})(Worker)  # type: ignore[call-overload]
-
-
-# ----------------------------------------------------------------------------- the driver
-
-
 @dataclass
 class _Slot:
     """One worker as the driver sees it."""
@@ -334,7 +101,7 @@ class _Slot:
     index: int
     handle: Any
     ready: Any | None  # the pending identity() call, while the worker starts (or restarts)
-    identity: _Identity | None = None
+    identity: Identity | None = None
     load: int = 0  # files sent and not yet answered
     poll: Any | None = None  # the pending progress() call
     next_poll: float = 0.0
@@ -589,7 +356,7 @@ class _Run:
             bool(gpus),
             max(1, math.floor(cpus)),
         )
-        actor = _RayWorker.options(
+        actor = RayWorker.options(
             num_cpus=cpus, num_gpus=gpus, max_restarts=WORKER_RESTARTS, max_task_retries=0
         )
         for index in range(workers):
@@ -619,7 +386,7 @@ class _Run:
             slot = pending[ref]
             slot.ready = None
             try:
-                identity: _Identity = ray.get(ref)
+                identity: Identity = ray.get(ref)
             except _LOST:
                 slot.gone = True  # it cannot even start (restarts exhausted)
                 self._check_any_left()
@@ -773,7 +540,7 @@ class _Run:
         slot, job = flight.slot, flight.job
         slot.load -= 1
         try:
-            outcome: _Outcome = ray.get(ref)
+            outcome: Outcome = ray.get(ref)
         except _LOST as exc:
             self._lost(flight, exc)
             return
@@ -797,7 +564,7 @@ class _Run:
         finally:
             self._release(job)
 
-    def _write(self, flight: _Flight, outcome: _Outcome) -> None:
+    def _write(self, flight: _Flight, outcome: Outcome) -> None:
         """Write a finished file's bytes into place, atomically, under its claim."""
         job = flight.job
         began = time.perf_counter()
@@ -809,8 +576,8 @@ class _Run:
             with audio.atomic_output(job.output) as tmp:
                 tmp.write_bytes(outcome.data or b"")
                 if self.abort:
-                    raise _Cancelled
-        except _Cancelled:
+                    raise Cancelled
+        except Cancelled:
             return
         except (OutputError, OSError) as exc:
             if audio.disk_full(job.output.parent):
@@ -821,10 +588,7 @@ class _Run:
                         job,
                     )
                 )
-                self.fatal = (
-                    f"the disk of {self.plan.output_dir} is full; free some space and run the same "
-                    "command again to continue"
-                )
+                self.fatal = disk_full(self.plan)
                 return
             reason = (
                 str(exc)
@@ -913,19 +677,25 @@ class _Run:
                 ray.kill(slot.handle, no_restart=True)
 
 
+#: How a worker (or a file's data) was lost, in one line (Ray's own messages run to
+#: paragraphs): the first entry whose type the error is an instance of. Subclasses first.
+_LOST_REASONS: tuple[tuple[type[BaseException], str], ...] = (
+    (ray.exceptions.OutOfMemoryError, "its node ran out of memory"),
+    (ray.exceptions.NodeDiedError, "its node died"),
+    (ray.exceptions.ObjectLostError, "the file's data was lost with a node"),
+    (
+        ray.exceptions.ActorUnavailableError,
+        "it stopped answering (its process died, or its node cannot be reached)",
+    ),
+    (ray.exceptions.RayActorError, "its process died (killed, out of memory, or its node was lost)"),
+    (ray.exceptions.WorkerCrashedError, "its process crashed"),
+)
+
+
 def _lost_reason(exc: BaseException) -> str:
-    """One line saying how a worker (or a file's data) was lost; Ray's own messages run to paragraphs."""
-    if isinstance(exc, ray.exceptions.OutOfMemoryError):
-        return "its node ran out of memory"
-    if isinstance(exc, ray.exceptions.NodeDiedError):
-        return "its node died"
-    if isinstance(exc, ray.exceptions.ObjectLostError):
-        return "the file's data was lost with a node"
-    if isinstance(exc, ray.exceptions.ActorUnavailableError):
-        return "it stopped answering (its process died, or its node cannot be reached)"
-    if isinstance(exc, ray.exceptions.RayActorError):
-        return "its process died (killed, out of memory, or its node was lost)"
-    if isinstance(exc, ray.exceptions.WorkerCrashedError):
-        return "its process crashed"
+    """One line saying how a worker (or a file's data) was lost (see :data:`_LOST_REASONS`)."""
+    for kind, reason in _LOST_REASONS:
+        if isinstance(exc, kind):
+            return reason
     first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
     return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__

@@ -688,10 +688,7 @@ class _Pipeline:
         if isinstance(exc, audio.NoSpaceError):
             self._emit(FileFailed(job.name, str(exc), job))
             # Every later file would fail the same way after all its work: stop now.
-            self.fatal = (
-                f"the disk of {self.plan.output_dir} is full; free some space and run the same "
-                "command again to continue"
-            )
+            self.fatal = disk_full(self.plan)
             self.stop.set()
             return
         reason = (
@@ -703,6 +700,13 @@ class _Pipeline:
 #: What one file can raise without stopping the batch (KeyboardInterrupt, SystemExit
 #: and our _Cancelled are BaseExceptions and pass through).
 _RECOVERABLE = (Exception,)
+
+
+def disk_full(plan: BatchPlan) -> str:
+    """Why a batch stopped when its output disk filled up (every later file would fail the same way)."""
+    return (
+        f"the disk of {plan.output_dir} is full; free some space and run the same command again to continue"
+    )
 
 
 def _reason(exc: BaseException) -> str:
