@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from ..errors import MissingDependencyError, OptionError
+from ..errors import OptionError
 from ..options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_SECONDS
 from ..registry import DEFAULT_MODEL
 from . import app, interrupted_status, reported_errors, signal_name, stop_signals_interrupt
@@ -252,12 +252,9 @@ def batch(
 
 def _check_ray_options(device: str) -> None:
     """``--ray`` needs Ray (said in one line, before any work), and chooses the workers' devices itself."""
-    try:
-        import ray  # noqa: F401 - only whether it is there
-    except ImportError:
-        raise MissingDependencyError(
-            "--ray needs Ray, which is not installed: pip install 'apollo-cli[ray]'"
-        ) from None
+    # Without Ray this raises MissingDependencyError, with what to install.
+    from ..batch import ray_runner  # noqa: F401
+
     if device != "auto":
         raise OptionError(
             "--device is for a run on this machine; with --ray the workers use a GPU with "

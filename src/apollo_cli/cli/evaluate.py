@@ -298,6 +298,8 @@ def _table(report: EvaluationReport, title: str, bitrates: tuple[int, ...], grou
 
 
 def _print_tables(report: EvaluationReport) -> None:
+    from ..evaluate.scoring import VISQOL_MISSING
+
     files = len(report.files)
     for bitrate in report.bitrates:
         title = (
@@ -310,6 +312,6 @@ def _print_tables(report: EvaluationReport) -> None:
         out.print(_table(report, escape(title), report.bitrates, group))
     notes = ["(+x): the gain over the codec, mean over files of (model - codec); ↑ higher is better, ↓ lower"]
     if report.visqol_missing:
-        notes.append("ViSQOL not measured: pip install 'apollo-cli[eval]' adds it")
+        notes.append(VISQOL_MISSING)
     for note in notes:
         out.print(note, style="dim", soft_wrap=True, highlight=False, markup=False)

@@ -19,7 +19,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .scoring import METRICS, finite_or_none
+from .scoring import METRICS, VISQOL_MISSING, finite_or_none
 from .store import write_text
 
 #: The codec baseline's name among the systems.
@@ -146,7 +146,7 @@ class EvaluationReport:
         if self.group_by is not None:
             data["groups"] = {g: summary_dicts(g) for g in self.groups()}
         if self.visqol_missing:
-            data["note"] = "ViSQOL not measured: pip install 'apollo-cli[eval]' adds it"
+            data["note"] = VISQOL_MISSING
         return data
 
     def csv_text(self) -> str:

@@ -29,6 +29,8 @@ HIGHER_IS_BETTER = {"si-snr": True, "sdr": True, "lsd": False, "visqol": True}
 UNITS = {"si-snr": "dB", "sdr": "dB", "lsd": "dB", "visqol": "MOS"}
 LABELS = {"si-snr": "SI-SNR", "sdr": "SDR", "lsd": "LSD", "visqol": "ViSQOL"}
 VISQOL_HINT = "pip install 'apollo-cli[eval]' adds ViSQOL"
+#: The note a report carries when ViSQOL was not measured.
+VISQOL_MISSING = "ViSQOL not measured: pip install 'apollo-cli[eval]' adds it"
 #: ViSQOL's audio mode rate.
 VISQOL_RATE = 48000
 
