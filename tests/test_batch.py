@@ -629,13 +629,13 @@ def test_progress_output_is_not_lost_while_decoding(good_library: Path) -> None:
         import contextlib, sys, threading
         from apollo_cli import audio, decoding
         from apollo_cli.cli import app
-        from apollo_cli.cli import batch as cli_batch
+        from apollo_cli.cli import batch_report
 
         # Every silenced decode of the k-th file waits until the display has written the
         # "restored" line of file k - 1: that line (and the bars' refreshes meanwhile) is
         # written while fd 2 points at /dev/null.
         silenced, open_audio, display_console = (
-            decoding.native_stderr_silenced, audio.open_audio, cli_batch.display_console
+            decoding.native_stderr_silenced, audio.open_audio, batch_report.display_console
         )
         opened = restored = 0
         written = threading.Condition()
@@ -677,7 +677,7 @@ def test_progress_output_is_not_lost_while_decoding(good_library: Path) -> None:
 
         audio.open_audio = counting_open
         decoding.native_stderr_silenced = slowly_silenced
-        cli_batch.display_console = watched_console
+        batch_report.display_console = watched_console
         try:
             app(sys.argv[1:], prog_name="apollo")
         finally:
