@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -309,6 +311,23 @@ def test_batch_chooses_auto_as_restore_does(
         )
         assert done.result.notes == alone.notes and len(alone.notes) == 2
         np.testing.assert_array_equal(sf.read(done.result.output)[0], sf.read(alone.output)[0])
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is needed to make and decode the MKA file")
+def test_auto_on_a_stated_length_that_is_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container that states its length 1 % long: the file is measured as the whole signal is."""
+    from apollo_cli import api, audio, decoding
+
+    source = lowpassed_file(tmp_path / "long.wav", 15000.0, seconds=75.0)  # past 1500 analysis frames
+    mka = tmp_path / "long.mka"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", source, "-c:a", "pcm_f32le", mka], check=True)
+    monkeypatch.setattr(decoding, "_container_frames", lambda path, rate: round(75.75 * rate))
+    options = RestoreOptions(cutoff="auto", keep_lows="auto")
+    with audio.open_audio(mka) as opened:
+        assert opened.frames == round(75.75 * RATE) and not opened.frames_exact
+        streamed, _ = api.resolve_controls(options, opened)
+    whole, _ = api.resolve_controls(options, audio.load_audio(mka).samples, RATE)
+    assert (streamed.cutoff, streamed.keep_lows) == (whole.cutoff, whole.keep_lows)
 
 
 def test_batch_can_skip_inputs_that_are_restorations(model: apollo_cli.Apollo, tmp_path: Path) -> None:

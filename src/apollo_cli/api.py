@@ -149,8 +149,11 @@ def resolve_controls(
     source = audio_in
     if "auto" not in (options.cutoff, options.keep_lows):
         return controls.resolve(options, None, source.channels)
-    frames = source.frames
-    if not frames:  # a stream that does not announce its length: count it first
+    frames = source.frames if source.frames_exact else None
+    # A stream that does not state its exact length is counted first: the measurement
+    # spreads its analysis frames over the length, so that it equals the whole signal's
+    # (apollo batch measures short files decoded whole, and must choose the same).
+    if not frames:
         with audio.open_audio(source.path) as counting:
             frames = sum(block.shape[1] for block in counting.blocks())
     with audio.open_audio(source.path) as again:

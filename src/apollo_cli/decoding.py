@@ -83,6 +83,9 @@ class AudioSource:
     #: Frames the file says it holds (exact for libsndfile's formats; an estimate from
     #: the container for ffmpeg's; None when unknown). For progress bars and checks.
     frames: int | None
+    #: Whether :attr:`frames` is the exact count (a measurement spread over the whole
+    #: length needs it exact, or counts first).
+    frames_exact: bool = True
 
     def blocks(self, frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
         """Yield float32 ``(channels, n)`` blocks in order until the end of the audio.
@@ -471,6 +474,7 @@ class _FfmpegSource(AudioSource):
             self.close()
             raise
         self.frames = _container_frames(p, self.sample_rate)
+        self.frames_exact = False  # the container's duration, rounded: an estimate
 
     def _fail(self) -> InputError:
         """The error for a stream ffmpeg could not decode, with ffmpeg's own last line."""
