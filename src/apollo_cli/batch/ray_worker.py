@@ -73,7 +73,8 @@ class _Described(ModelSource):
 
 
 class Cancelled(BaseException):
-    """Raised by a worker's progress callback to abandon its file (the driver stopped)."""
+    """Abandons a file: raised by a worker's progress callback (the driver stopped), and by the
+    driver inside a write that a second Ctrl-C drops."""
 
 
 class Worker:
