@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 
 import apollo_cli
+import apollo_cli.ffprobe
 from apollo_cli import analysis, plot
 from helpers import TINY_MODEL, make_music
 from helpers import run_cli as run
@@ -288,3 +289,52 @@ def test_inspect_judges_quiet_files_and_low_bitrate_opus(tmp_path: Path) -> None
     assert "quiet.mp3: restoration likely to help: bandwidth 16." in result.stdout
     if len(args) == 2:
         assert "low.opus: restoration likely to help: full band (20." in result.stdout
+
+
+def _opus_and_aac_in_matroska(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A 48 kbps Opus in WebM, the same in Matroska with a 300 kB cover, and a 96 kbps AAC in Matroska."""
+    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
+        pytest.skip("needs ffmpeg and ffprobe")
+    noise = np.random.default_rng(5).standard_normal((2, 4 * RATE)).astype(np.float32) * 0.05
+    wav, webm, mka, mkv = (tmp_path / n for n in ("n.wav", "song.webm", "covered.mka", "song.mkv"))
+    sf.write(wav, noise.T, RATE)
+    cover = tmp_path / "cover.png"  # ffmpeg attaches it as it is: only its size matters here
+    cover.write_bytes(np.random.default_rng(0).bytes(300_000))
+    ffmpeg = ["ffmpeg", "-nostdin", "-v", "error"]
+    subprocess.run([*ffmpeg, "-i", wav, "-c:a", "libopus", "-b:a", "48k", webm], check=True)
+    subprocess.run(
+        [*ffmpeg, "-i", webm, "-attach", cover, "-metadata:s:t", "mimetype=image/png", "-c", "copy", mka],
+        check=True,
+    )
+    subprocess.run([*ffmpeg, "-i", wav, "-c:a", "aac", "-b:a", "96k", mkv], check=True)
+    return webm, mka, mkv
+
+
+def test_inspect_reads_matroska_and_webm(tmp_path: Path) -> None:
+    """Containers only ffmpeg reads get their codec and bitrate from ffprobe, and the verdict that goes with them."""
+    webm, mka, mkv = _opus_and_aac_in_matroska(tmp_path)
+    result = run("inspect", "--json", webm, mka, mkv)
+    assert result.exit_code == 0, result.output
+    opus, covered, aac = json.loads(result.stdout)
+    assert (opus["codec"], opus["container"], opus["lossless"]) == ("Opus", "WebM", False)
+    # The stream's own bitrate, counted from its packets: not the file's, which the cover inflates.
+    assert 35 <= opus["bitrate_kbps"] <= 55, opus
+    assert (covered["codec"], covered["container"]) == ("Opus", "Matroska")
+    assert abs(covered["bitrate_kbps"] - opus["bitrate_kbps"]) < 1, covered
+    for report in (opus, covered):
+        assert report["restoration_likely_to_help"] is True
+        assert "folds their detail from lower ones" in report["verdict"], report["verdict"]
+    assert (aac["codec"], aac["container"]) == ("AAC", "Matroska") and 80 <= aac["bitrate_kbps"] <= 110, aac
+    assert "AAC encoders cut at" in aac["verdict"], aac["verdict"]
+    table = run("inspect", mkv)
+    assert "AAC (Matroska)" in table.stdout, table.output
+
+
+def test_inspect_without_ffprobe_says_unknown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    webm, _, _ = _opus_and_aac_in_matroska(tmp_path)
+    monkeypatch.setattr(apollo_cli.ffprobe, "find_ffprobe", lambda: None)
+    result = run("inspect", "--json", webm)
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(result.stdout)
+    assert (report["codec"], report["container"], report["bitrate_kbps"]) == (None, None, None)
+    assert report["duration"] == pytest.approx(4.0, abs=0.05)

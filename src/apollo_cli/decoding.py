@@ -538,14 +538,20 @@ class _FfmpegSource(AudioSource):
 
 
 def _container_frames(p: Path, rate: int) -> int | None:
-    """The length the container states (for progress), or None."""
+    """The length the container states (for progress), or None: mutagen's, else ffprobe's."""
     try:
         import mutagen
 
         info = mutagen.File(p)
         length = getattr(getattr(info, "info", None), "length", None)
     except Exception:  # noqa: BLE001 - an estimate only: any failure means "unknown"
-        return None
+        length = None
+    if not length:
+        # Matroska and WebM state a duration that mutagen does not read.
+        from .ffprobe import probe_audio
+
+        probed = probe_audio(p)
+        length = probed.duration if probed else None
     return round(length * rate) if length else None
 
 

@@ -115,6 +115,30 @@ _MUTAGEN_KINDS = {
     "DSF": ("DSD", True),
     "DSDIFF": ("DSD", True),
 }
+# ffprobe's codec names, for containers only ffmpeg reads (Matroska, WebM, ...):
+# (codec name, lossless?). Names not here are shown as ffprobe gives them.
+_FFPROBE_CODECS = {
+    "mp3": ("MP3", False),
+    "mp2": ("MP2", False),
+    "aac": ("AAC", False),
+    "opus": ("Opus", False),
+    "vorbis": ("Vorbis", False),
+    "ac3": ("AC-3", False),
+    "eac3": ("E-AC-3", False),
+    "dts": ("DTS", False),
+    "wmav1": ("WMA", False),
+    "wmav2": ("WMA", False),
+    "speex": ("Speex", False),
+    "flac": ("FLAC", True),
+    "alac": ("ALAC", True),
+    "wavpack": ("WavPack", True),
+    "tta": ("TTA", True),
+    "ape": ("Monkey's Audio", True),
+    "truehd": ("TrueHD", True),
+    "mlp": ("MLP", True),
+}
+#: ffprobe's AAC profiles that rebuild the top octave (spectral band replication).
+_FFPROBE_AAC_PROFILES = {"HE-AAC": "HE-AAC", "HE-AACv2": "HE-AACv2"}
 
 
 @dataclass(frozen=True)
@@ -160,10 +184,11 @@ class CodecInfo:
 
 
 def probe_codec(path: str | os.PathLike[str]) -> CodecInfo:
-    """Read codec, bitrate and encoder facts from a file's headers (mutagen, libsndfile).
+    """Read codec, bitrate and encoder facts from a file's headers (libsndfile, mutagen, ffprobe).
 
-    Never decodes audio and never fails on an unknown format: fields it cannot find
-    are None.
+    ffprobe is asked only about files the other two cannot read (Matroska, WebM, ...),
+    and only when it is installed. Never decodes audio and never fails on an unknown
+    format: fields it cannot find are None.
     """
     import soundfile as sf
 
@@ -220,7 +245,30 @@ def probe_codec(path: str | os.PathLike[str]) -> CodecInfo:
             facts["bitrate_kbps"] = round(bitrate / 1000, 1)
         if kind in ("MP3", "EasyMP3"):
             facts.update(_mp3_facts(p, minfo))
+    elif info is None:
+        return _ffprobe_codec(p)
     return CodecInfo(container, codec, lossless, sample_format=sample_format, **facts)
+
+
+def _ffprobe_codec(p: Path) -> CodecInfo:
+    """What ffprobe says of a file neither libsndfile nor mutagen reads (all None without it)."""
+    from ..ffprobe import counted_bitrate_kbps, probe_audio
+
+    probed = probe_audio(p)
+    if probed is None:
+        return CodecInfo(None, None, None)
+    name = probed.codec or ""
+    codec, lossless = _FFPROBE_CODECS.get(name, (name or None, None))
+    if name.startswith("pcm_"):
+        codec, lossless = "PCM", True
+    if codec == "AAC" and probed.profile:
+        codec = _FFPROBE_AAC_PROFILES.get(probed.profile, codec)
+    bitrate = None
+    if lossless is False:
+        bitrate = probed.bitrate_kbps
+        if bitrate is None and probed.duration:
+            bitrate = counted_bitrate_kbps(p, probed.duration)
+    return CodecInfo(probed.container, codec, lossless, bitrate_kbps=bitrate)
 
 
 def _pcm_codec(fmt: str) -> str:
