@@ -267,6 +267,29 @@ def test_a_file_lost_too_often_fails_and_the_batch_goes_on(cluster: str, library
 
 
 @needs_ray
+def test_a_full_disk_stops_the_ray_batch(
+    cluster: str, library: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on one machine: the file that met the full disk fails with the same line, the batch stops, nothing is left."""
+    import collections
+
+    def no_space(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    # The driver writes every output (workers only send bytes back): its writes fail.
+    monkeypatch.setattr(Path, "write_bytes", no_space)
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(apollo_cli.audio.shutil, "disk_usage", lambda path: usage(100, 100, 0))
+    out = library.parent / "out"
+    summary = batch.run_batch_ray(batch.plan_batch(library, out), TINY_MODEL, OPTIONS, workers=2)
+    assert summary.stopped is not None and summary.stopped.startswith(f"the disk of {out} is full")
+    full = [f for f in summary.failed if "no space left on device" in f.reason]
+    assert full and all(f.reason == str(apollo_cli.audio.NoSpaceError.at(f.job.output)) for f in full)
+    assert not summary.done and summary.not_done > 0
+    assert files_under(out) == []
+
+
+@needs_ray
 def test_ctrl_c_then_rerun_resumes(
     cluster: str, library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

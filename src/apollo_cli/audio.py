@@ -167,6 +167,13 @@ def check_output(
 class NoSpaceError(OutputError):
     """The output's file system is full: every later file would fail the same way."""
 
+    @classmethod
+    def at(cls, target: Path) -> NoSpaceError:
+        """The error for ``target``, which could not be written for want of space."""
+        return cls(
+            f"cannot write {target}: no space left on device ({target.parent}); free some space and run again"
+        )
+
 
 class AudioWriter:
     """A WAV or FLAC result written block by block into a hidden temporary file beside it.
@@ -278,10 +285,7 @@ class AudioWriter:
         if isinstance(exc, OutputError):
             return exc
         if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or disk_full(self.target.parent):
-            return NoSpaceError(
-                f"cannot write {self.target}: no space left on device ({self.target.parent}); "
-                "free some space and run again"
-            )
+            return NoSpaceError.at(self.target)
         detail = (exc.strerror or str(exc)) if isinstance(exc, OSError) else one_line(str(exc))
         return OutputError(f"cannot write {self.target}: {detail}; check free space and permissions")
 

@@ -581,13 +581,7 @@ class _Run:
             return
         except (OutputError, OSError) as exc:
             if audio.disk_full(job.output.parent):
-                self.emit(
-                    FileFailed(
-                        job.name,
-                        f"cannot write {job.output}: no space left on device ({job.output.parent}); free some space and run again",
-                        job,
-                    )
-                )
+                self.emit(FileFailed(job.name, str(audio.NoSpaceError.at(job.output)), job))
                 self.fatal = disk_full(self.plan)
                 return
             reason = (
