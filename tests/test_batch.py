@@ -116,6 +116,25 @@ def test_plan_finds_audio_and_mirrors_paths(library: Path) -> None:
     assert wav.jobs[0].output == library.parent / "out" / "notes.wav"
 
 
+def test_batch_takes_what_yt_dlp_saves(tmp_path: Path) -> None:
+    """Opus in WebM and Matroska audio are restored like any other file; a video container is left out."""
+    if FFMPEG is None:
+        pytest.skip("needs ffmpeg")
+    root = tmp_path / "downloads"
+    root.mkdir()
+    wav = tmp_path / "n.wav"
+    sf.write(wav, make_music(1.5, 48000, seed=7).T, 48000)
+    for name, codec in (("song.webm", "libopus"), ("live.MKA", "libvorbis"), ("clip.mkv", "libvorbis")):
+        subprocess.run([FFMPEG, "-nostdin", "-v", "error", "-i", wav, "-c:a", codec, root / name], check=True)
+    plan = batch.plan_batch(root)
+    assert sorted(job.name for job in plan.jobs) == ["live.MKA", "song.webm"]
+    result = run(root, "--model", TINY_MODEL)
+    assert result.exit_code == 0, result.output
+    for name in ("song.flac", "live.flac"):
+        info = sf.info(root.with_name("downloads-restored") / name)
+        assert (info.samplerate, info.channels) == (44100, 2) and abs(info.duration - 1.5) < 0.03, info
+
+
 @pytest.mark.parametrize(
     "patterns, expected",
     [

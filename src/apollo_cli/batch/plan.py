@@ -20,9 +20,14 @@ from .shards import Shard, output_key
 
 #: Extensions of the files a batch picks up (any case). Content decides how they are
 #: decoded; the extension only decides what is looked at.
+#: What ``apollo batch`` picks up: the audio formats libsndfile and ffmpeg read, in the
+#: containers music comes in (``.webm`` and ``.mka`` as yt-dlp saves Opus and Vorbis,
+#: ``.m4b`` audiobooks). Video containers (``.mkv``, ``.mp4``) are left out: a library's
+#: videos are not its music; ``apollo restore`` takes them one at a time.
 AUDIO_EXTENSIONS = frozenset(
-    {".mp3", ".wav", ".flac", ".ogg", ".m4a", ".aac", ".opus", ".wma", ".aiff", ".aif"}
-)
+    {".mp3", ".mp2", ".wav", ".w64", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".m4b", ".aac",
+     ".wma", ".aiff", ".aif", ".aifc", ".webm", ".mka", ".ac3", ".wv", ".ape", ".caf"}
+)  # fmt: skip
 #: Output formats by the name ``--format`` takes: their extension (``{"flac": ".flac", ...}``).
 OUTPUT_FORMATS = {fmt.lower(): suffix for suffix, fmt in audio.OUTPUT_FORMATS.items()}
 
