@@ -1,7 +1,8 @@
 """Tags and cover art carried from input to output (apollo_cli.tags), on real tagged files.
 
 The tests tag files with mutagen (ID3 on an MP3 made by libsndfile, Vorbis comments on
-FLAC and Ogg, MP4 atoms on an M4A made by ffmpeg), restore them with the tiny model and
+FLAC and Ogg, MP4 atoms on an M4A made by ffmpeg) and with ffmpeg (Matroska tags and
+attachments), restore them with the tiny model and
 read the outputs' tags and picture bytes back.
 """
 
@@ -16,6 +17,7 @@ import zlib
 from pathlib import Path
 
 import mutagen
+import numpy as np
 import pytest
 import soundfile as sf
 from mutagen import id3
@@ -78,7 +80,24 @@ NOTES = {
     "flac": [f"not carried: REPLAYGAIN_TRACK_GAIN {RECOMPUTE}"],
     "ogg": [f"not carried: REPLAYGAIN_TRACK_GAIN {RECOMPUTE}"],
     "m4a": [],  # ffmpeg's encoder tag (\xa9too) is dropped without a word
+    "mka": [f"not carried: REPLAYGAIN_TRACK_GAIN {RECOMPUTE}"],
 }
+
+
+def expected_fields(kind: str) -> dict[str, list[str]]:
+    """EXPECTED as a file of ``kind`` can hold it: ffmpeg writes one value per Matroska tag."""
+    if kind == "mka":
+        return {**EXPECTED, "artist": ["Artist One, Artist Two"]}
+    return EXPECTED
+
+
+def expected_pictures(kind: str) -> list[tuple[int, str, str, bytes]]:
+    """The pictures read back from a tagged file of ``kind``."""
+    if kind == "m4a":  # MP4 covers carry neither a type nor a description
+        return sorted([(3, "image/png", "", COVER), (3, "image/jpeg", "", BACK)])
+    if kind == "mka":  # Matroska attachments have file names: cover.png is the front cover
+        return sorted([(3, "image/png", "", COVER), (0, "image/jpeg", "", BACK)])
+    return EXPECTED_PICTURES
 
 
 def tag_mp3(path: Path) -> None:
@@ -154,6 +173,29 @@ def tag_m4a(path: Path) -> None:
     audio.save()
 
 
+def tag_mka(music: np.ndarray, folder: Path) -> Path:
+    """A FLAC stream in Matroska, tagged and with two pictures attached, as ffmpeg (and yt-dlp) writes it."""
+    if FFMPEG is None or shutil.which("ffprobe") is None:
+        pytest.skip("ffmpeg and ffprobe are needed to make and read a Matroska file")
+    wav, path = folder / "for_mka.wav", folder / "song.mka"
+    sf.write(wav, music.T, 44100)
+    (folder / "cover.png").write_bytes(COVER)
+    (folder / "back.jpg").write_bytes(BACK)
+    fields = {
+        "title": EXPECTED["title"][0], "artist": "Artist One, Artist Two", "album": EXPECTED["album"][0],
+        "album_artist": EXPECTED["albumartist"][0], "track": "3/12", "disc": "1/2", "date": "1999-05-01",
+        "genre": "Rock", "comment": "a comment", "REPLAYGAIN_TRACK_GAIN": "-6.5 dB",
+    }  # fmt: skip
+    metadata = [arg for name, value in fields.items() for arg in ("-metadata", f"{name}={value}")]
+    subprocess.run(
+        [FFMPEG, "-nostdin", "-v", "error", "-i", wav, "-c:a", "flac", *metadata,
+         "-attach", folder / "cover.png", "-metadata:s:t:0", "mimetype=image/png",
+         "-attach", folder / "back.jpg", "-metadata:s:t:1", "mimetype=image/jpeg", path],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
 def make_tagged(kind: str, folder: Path) -> Path:
     music = make_music(0.6, seed=11)
     if kind == "mp3":
@@ -168,6 +210,8 @@ def make_tagged(kind: str, folder: Path) -> Path:
         path = folder / "song.ogg"
         sf.write(path, music.T, 44100, format="OGG")
         tag_ogg(path)
+    elif kind == "mka":
+        path = tag_mka(music, folder)
     else:
         if FFMPEG is None:
             pytest.skip("ffmpeg is needed to make an M4A file")
@@ -193,16 +237,13 @@ EXPECTED_PICTURES = sorted([(3, "image/png", "front", COVER), (4, "image/jpeg", 
 # ---------------------------------------------------------------------------------- reading
 
 
-@pytest.mark.parametrize("kind", ["mp3", "flac", "ogg", "m4a"])
+@pytest.mark.parametrize("kind", ["mp3", "flac", "ogg", "m4a", "mka"])
 def test_read_tags(kind: str, tmp_path: Path) -> None:
     source = make_tagged(kind, tmp_path)
     found = tags.read_tags(source)
     assert found.warnings == NOTES[kind]
-    assert found.fields == EXPECTED  # and nothing else: no ReplayGain, no iTunNORM, no encoder
-    expected = EXPECTED_PICTURES
-    if kind == "m4a":  # MP4 covers carry neither a type nor a description
-        expected = sorted([(3, "image/png", "", COVER), (3, "image/jpeg", "", BACK)])
-    assert pictures(source) == expected
+    assert found.fields == expected_fields(kind)  # and nothing else: no ReplayGain, no iTunNORM, no encoder
+    assert pictures(source) == expected_pictures(kind)
 
 
 def test_untagged_files_have_no_tags_and_no_warnings(tmp_path: Path) -> None:
@@ -265,7 +306,7 @@ def test_wm_picture_is_parsed() -> None:
 # ------------------------------------------------------------------------ carried to outputs
 
 
-@pytest.mark.parametrize("kind", ["mp3", "flac", "ogg", "m4a"])
+@pytest.mark.parametrize("kind", ["mp3", "flac", "ogg", "m4a", "mka"])
 @pytest.mark.parametrize("suffix", [".flac", ".wav"])
 def test_restore_carries_tags(kind: str, suffix: str, tmp_path: Path, model: apollo_cli.Apollo) -> None:
     source = make_tagged(kind, tmp_path)
@@ -274,8 +315,8 @@ def test_restore_carries_tags(kind: str, suffix: str, tmp_path: Path, model: apo
     assert list(result.tag_warnings) == NOTES[kind]
     carried = tags.read_tags(target)
     assert carried.warnings == []
-    expected = dict(EXPECTED)
-    if suffix == ".wav":  # ID3v2.3 in WAV joins several values with "/"
+    expected = dict(expected_fields(kind))
+    if suffix == ".wav" and kind != "mka":  # ID3v2.3 in WAV joins several values with "/"
         expected["artist"] = ["Artist One/Artist Two"]
     assert carried.fields == expected
     assert pictures(target) == pictures(source)

@@ -41,6 +41,24 @@ class ProbedAudio:
     bitrate_kbps: float | None
     #: The container's stated duration, seconds.
     duration: float | None
+    #: The file's tags as ffmpeg names them (the container's, then the audio stream's),
+    #: without the statistics muxers add to each stream (``BPS``, ``DURATION``, ...).
+    tags: tuple[tuple[str, str], ...] = ()
+    #: Pictures the file carries (Matroska attachments, MP4 cover streams), to be read
+    #: with :func:`attached_picture`.
+    pictures: tuple[AttachedPicture, ...] = ()
+
+
+@dataclass(frozen=True)
+class AttachedPicture:
+    """A picture stored in the file as a stream of its own."""
+
+    #: The stream's index in the file (ffmpeg's ``0:N``).
+    index: int
+    #: Its MIME type as the container states it, if it does.
+    mime: str | None
+    #: Its file name (Matroska attachments have one: ``cover.jpg``, ``small_cover.png``).
+    filename: str | None
 
 
 def find_ffprobe() -> str | None:
@@ -117,17 +135,44 @@ def _ffprobe(path: str | os.PathLike[str], *args: str) -> bytes | None:
     return done.stdout if done.returncode == 0 else None
 
 
+def attached_picture(path: str | os.PathLike[str], index: int) -> bytes | None:
+    """The bytes of the picture stored as stream ``index`` of ``path``, as stored (ffmpeg copies it out)."""
+    from .decoding import find_ffmpeg
+
+    ffmpeg = find_ffmpeg()
+    if ffmpeg is None:
+        return None
+    url = f"file:{Path(path).resolve()}"
+    cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", url, "-map", f"0:{index}", "-c", "copy",
+           "-f", "image2pipe", "-"]  # fmt: skip
+    try:
+        done = subprocess.run(
+            cmd, capture_output=True, stdin=subprocess.DEVNULL, timeout=TIMEOUT_SECONDS, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 and done.stdout else None
+
+
+#: Tags a muxer writes about a stream itself (mkvmerge's statistics, ffmpeg's timing):
+#: not the music's. Matched on the name before a language suffix (``BPS-eng``).
+_STREAM_STATISTICS = {"bps", "duration", "number_of_frames", "number_of_bytes", "creation_time"}
+
+
+def _tags(*sources: object) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for tags in sources:
+        for name, value in tags.items() if isinstance(tags, dict) else ():
+            base = str(name).lower().partition("-")[0]
+            if base in _STREAM_STATISTICS or base.startswith("_statistics_"):
+                continue
+            pairs.append((str(name), str(value)))
+    return tuple(pairs)
+
+
 def _read(facts: dict[str, object], suffix: str) -> ProbedAudio | None:
     """A :class:`ProbedAudio` from ffprobe's JSON (``-show_format -show_streams``)."""
-    streams = facts.get("streams")
-    audio = next(
-        (
-            s
-            for s in (streams if isinstance(streams, list) else [])
-            if isinstance(s, dict) and s.get("codec_type") == "audio"
-        ),
-        None,
-    )
+    audio = next((s for s in streams_of(facts) if s.get("codec_type") == "audio"), None)
     form = facts.get("format")
     if audio is None or not isinstance(form, dict):
         return None
@@ -144,7 +189,30 @@ def _read(facts: dict[str, object], suffix: str) -> ProbedAudio | None:
         profile=str(profile) if profile and profile != "unknown" else None,
         bitrate_kbps=round(bitrate / 1000, 1) if bitrate else None,
         duration=duration if duration and duration > 0 else None,
+        tags=_tags(form.get("tags"), audio.get("tags")),
+        pictures=_pictures(streams_of(facts)),
     )
+
+
+def _pictures(streams: list[dict[str, object]]) -> tuple[AttachedPicture, ...]:
+    """The streams that are pictures attached to the file (ffmpeg shows them as video streams)."""
+    found = []
+    for stream in streams:
+        disposition, index = stream.get("disposition"), stream.get("index")
+        if stream.get("codec_type") != "video" or not isinstance(index, int):
+            continue
+        if not (isinstance(disposition, dict) and disposition.get("attached_pic")):
+            continue  # a video, not a picture
+        tags = stream.get("tags")
+        tags = tags if isinstance(tags, dict) else {}
+        found.append(AttachedPicture(index, tags.get("mimetype") or None, tags.get("filename") or None))
+    return tuple(found)
+
+
+def streams_of(facts: dict[str, object]) -> list[dict[str, object]]:
+    """The streams in ffprobe's JSON, each a dict."""
+    streams = facts.get("streams")
+    return [s for s in streams if isinstance(s, dict)] if isinstance(streams, list) else []
 
 
 #: ffprobe's format names (the first of its list) as people name the containers.

@@ -2,7 +2,8 @@
 
 Read from ID3 (MP3, and AIFF/WAV files that carry an ID3 chunk), Vorbis comments
 (FLAC, Ogg Vorbis/Opus/FLAC, including ``METADATA_BLOCK_PICTURE``), MP4 atoms (M4A/AAC),
-ASF (WMA) and RIFF INFO; written as Vorbis comments plus PICTURE blocks to FLAC and as
+ASF (WMA) and RIFF INFO; from Matroska and WebM tags and attached pictures through
+ffprobe and ffmpeg (:mod:`apollo_cli.ffprobe`), when they are installed; written as Vorbis comments plus PICTURE blocks to FLAC and as
 an ID3v2.3 chunk to WAV. The file's kind is judged by its content, not its name.
 
 **Fields.** Tags are held under their Vorbis-comment names, lower-cased, as MusicBrainz
@@ -271,6 +272,8 @@ def read_tags(path: str | os.PathLike[str]) -> Tags:
             _read_any(audio, tags, result)
         elif type(audio).__name__ in ("WAVE", "AIFF"):
             _read_riff_info(p, result)
+        elif audio is None:
+            _read_container(p, result)
     except Exception as exc:  # noqa: BLE001 - a tag layout we did not foresee: keep what was read
         result.warnings.append(
             f"could not read all tags of {p.name} ({_describe(exc)}); some were not carried"
@@ -571,6 +574,35 @@ def _parse_wm_picture(blob: bytes) -> Picture:
     if len(data) != size:
         raise ValueError("picture data is cut short")
     return Picture(data, _normalise_mime(strings[0], data), int(kind), strings[1])
+
+
+#: ffmpeg's own names for the tags of the containers it reads, where they differ from
+#: the Vorbis comments' (its Matroska reader turns ``PART_NUMBER`` into ``track``).
+_FFMPEG_NAMES = {"track": "tracknumber", "disc": "discnumber"}
+
+
+def _read_container(path: Path, result: Tags) -> None:
+    """Tags and attached pictures of a container mutagen does not know (Matroska, WebM), through ffprobe.
+
+    Matroska's tags are named as Vorbis comments are (``TITLE``, ``ARTIST``,
+    ``REPLAYGAIN_TRACK_GAIN``, ...), so they are read as such. Its pictures are
+    attachments; ``cover.jpg`` and its variants are front covers.
+    """
+    from .ffprobe import attached_picture, probe_audio
+
+    probed = probe_audio(path)
+    if probed is None:
+        return
+    _read_vorbis([(_FFMPEG_NAMES.get(name.lower(), name), value) for name, value in probed.tags], result)
+    for picture in probed.pictures:
+        data = attached_picture(path, picture.index)
+        if data is None:
+            result.warnings.append(f"a picture attached to {path.name} could not be read; it was not carried")
+            continue
+        cover = picture.filename is None or "cover" in picture.filename.lower()
+        result.pictures.append(
+            Picture(data, _normalise_mime(picture.mime or "", data), 3 if cover else 0, "")
+        )
 
 
 def _read_riff_info(path: Path, result: Tags) -> None:
