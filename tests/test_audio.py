@@ -147,6 +147,17 @@ def test_ffmpeg_path_keeps_full_precision(tmp_path: Path) -> None:
 
 
 @needs_ffmpeg
+def test_a_file_without_sound_says_so(tmp_path: Path) -> None:
+    # ffmpeg's own last line here is a hint about its map syntax, not what is wrong.
+    video = tmp_path / "clip.mkv"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=d=0.5:s=32x32", "-c:v", "mpeg4", str(video))
+    with pytest.raises(
+        InputError, match=r"^.*clip\.mkv has no audio stream; choose a file with sound in it$"
+    ):
+        load_audio(video)
+
+
+@needs_ffmpeg
 def test_ffmpeg_path_keeps_channels_and_float_samples(tmp_path: Path) -> None:
     source = make_music(0.5, sample_rate=32000, channels=3) * 3  # beyond full scale on purpose
     wav = _write(tmp_path / "src.wav", source, 32000, subtype="FLOAT")

@@ -443,6 +443,10 @@ def _has_id3(p: Path) -> bool:
 # ---------------------------------------------------------------------------------- ffmpeg
 
 
+#: The stream ffmpeg decodes: a file's first audio stream (its others, and video, are ignored).
+AUDIO_STREAM = "0:a:0"
+
+
 class _FfmpegSource(AudioSource):
     """Any other container, decoded by ffmpeg to 32-bit float WAV on a pipe."""
 
@@ -452,7 +456,7 @@ class _FfmpegSource(AudioSource):
         # float WAV on stdout carries rate and channel layout with the full-precision samples.
         self._url = f"file:{p.resolve()}"
         cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", self._url,
-               "-map", "0:a:0", "-c:a", "pcm_f32le", "-f", "wav", "-"]  # fmt: skip
+               "-map", AUDIO_STREAM, "-c:a", "pcm_f32le", "-f", "wav", "-"]  # fmt: skip
         # stderr to a file, not a pipe: a damaged stream can print more than a pipe holds.
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the decoder; close() closes it
         try:
@@ -480,7 +484,12 @@ class _FfmpegSource(AudioSource):
         """The error for a stream ffmpeg could not decode, with ffmpeg's own last line."""
         code = self._proc.wait()
         self._errors.seek(0)
-        message = one_line(self._errors.read().decode("utf-8", "replace")).replace(f"{self._url}: ", "")
+        said = self._errors.read().decode("utf-8", "replace")
+        if f"Stream map '{AUDIO_STREAM}' matches no streams" in said:
+            # A video without sound, a subtitle file: ffmpeg's last line is only a hint
+            # about its map syntax ("add a trailing '?'"), which says nothing to a user.
+            return InputError(f"{self.path} has no audio stream; choose a file with sound in it")
+        message = one_line(said).replace(f"{self._url}: ", "")
         detail = message or f"exit status {code}"
         return InputError(
             f"cannot decode {self.path}: it is not audio or is corrupt (ffmpeg: {detail}); check the file"
