@@ -3,11 +3,13 @@
 Matroska and WebM (what yt-dlp saves Opus and Vorbis in), FLV, MPEG-TS and other
 containers only ffmpeg decodes carry no header that mutagen reads: without ffprobe
 their codec showed as "unknown", :mod:`apollo_cli.analysis.verdict` judged an Opus
-file by its bandwidth alone, and a restore's progress bar had no end. ffprobe reads
-the container's own statements in a few tens of milliseconds, without decoding.
+file by its bandwidth alone, a restore's progress bar had no end, and their tags and
+cover art were lost. ffprobe reads the container's own statements in a few tens of
+milliseconds, without decoding; ffmpeg copies an attached picture out.
 
-Only estimates come from here (a length for progress, a bitrate for a verdict):
-nothing that changes a restored sample depends on them.
+What comes from here is estimates (a length for progress, a bitrate for a verdict) and
+tags: nothing that changes a restored sample depends on it. Without ffprobe every
+function here answers None (or nothing), and the callers go on as before.
 """
 
 from __future__ import annotations
@@ -172,7 +174,7 @@ def _tags(*sources: object) -> tuple[tuple[str, str], ...]:
 
 def _read(facts: dict[str, object], suffix: str) -> ProbedAudio | None:
     """A :class:`ProbedAudio` from ffprobe's JSON (``-show_format -show_streams``)."""
-    audio = next((s for s in streams_of(facts) if s.get("codec_type") == "audio"), None)
+    audio = next((s for s in _streams(facts) if s.get("codec_type") == "audio"), None)
     form = facts.get("format")
     if audio is None or not isinstance(form, dict):
         return None
@@ -190,7 +192,7 @@ def _read(facts: dict[str, object], suffix: str) -> ProbedAudio | None:
         bitrate_kbps=round(bitrate / 1000, 1) if bitrate else None,
         duration=duration if duration and duration > 0 else None,
         tags=_tags(form.get("tags"), audio.get("tags")),
-        pictures=_pictures(streams_of(facts)),
+        pictures=_pictures(_streams(facts)),
     )
 
 
@@ -209,7 +211,7 @@ def _pictures(streams: list[dict[str, object]]) -> tuple[AttachedPicture, ...]:
     return tuple(found)
 
 
-def streams_of(facts: dict[str, object]) -> list[dict[str, object]]:
+def _streams(facts: dict[str, object]) -> list[dict[str, object]]:
     """The streams in ffprobe's JSON, each a dict."""
     streams = facts.get("streams")
     return [s for s in streams if isinstance(s, dict)] if isinstance(streams, list) else []
