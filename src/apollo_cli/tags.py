@@ -2,9 +2,10 @@
 
 Read from ID3 (MP3, and AIFF/WAV files that carry an ID3 chunk), Vorbis comments
 (FLAC, Ogg Vorbis/Opus/FLAC, including ``METADATA_BLOCK_PICTURE``), MP4 atoms (M4A/AAC),
-ASF (WMA) and RIFF INFO; from Matroska and WebM tags and attached pictures through
-ffprobe and ffmpeg (:mod:`apollo_cli.ffprobe`), when they are installed; written as Vorbis comments plus PICTURE blocks to FLAC and as
-an ID3v2.3 chunk to WAV. The file's kind is judged by its content, not its name.
+ASF (WMA), RIFF INFO, and Matroska/WebM tags and attached pictures (through ffprobe and
+ffmpeg, :mod:`apollo_cli.ffprobe`, when they are installed); written as Vorbis comments
+plus PICTURE blocks to FLAC and as an ID3v2.3 chunk to WAV. The file's kind is judged
+by its content, not its name.
 
 **Fields.** Tags are held under their Vorbis-comment names, lower-cased, as MusicBrainz
 Picard writes them (https://picard-docs.musicbrainz.org/en/appendices/tag_mapping.html):

@@ -137,8 +137,9 @@ _FFPROBE_CODECS = {
     "truehd": ("TrueHD", True),
     "mlp": ("MLP", True),
 }
-#: ffprobe's AAC profiles that rebuild the top octave (spectral band replication).
-_FFPROBE_AAC_PROFILES = {"HE-AAC": "HE-AAC", "HE-AACv2": "HE-AACv2"}
+#: ffprobe's names of the AAC profiles that rebuild the top octave (spectral band
+#: replication), which are also the codec names here.
+_FFPROBE_SBR_PROFILES = ("HE-AAC", "HE-AACv2")
 
 
 @dataclass(frozen=True)
@@ -261,8 +262,8 @@ def _ffprobe_codec(p: Path) -> CodecInfo:
     codec, lossless = _FFPROBE_CODECS.get(name, (name or None, None))
     if name.startswith("pcm_"):
         codec, lossless = "PCM", True
-    if codec == "AAC" and probed.profile:
-        codec = _FFPROBE_AAC_PROFILES.get(probed.profile, codec)
+    if codec == "AAC" and probed.profile in _FFPROBE_SBR_PROFILES:
+        codec = probed.profile
     bitrate = None
     if lossless is False:
         bitrate = probed.bitrate_kbps
