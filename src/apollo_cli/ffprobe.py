@@ -124,17 +124,8 @@ def counted_bitrate_kbps(path: str | os.PathLike[str], duration: float) -> float
 def _ffprobe(path: str | os.PathLike[str], *args: str) -> bytes | None:
     """ffprobe's standard output for ``args`` on ``path``; None if it is missing, fails or stalls."""
     ffprobe = find_ffprobe()
-    if ffprobe is None:
-        return None
     # "file:" as for ffmpeg (decoding._FfmpegSource): a name is never read as a protocol.
-    cmd = [ffprobe, "-v", "error", *args, f"file:{path}"]
-    try:
-        done = subprocess.run(
-            cmd, capture_output=True, stdin=subprocess.DEVNULL, timeout=TIMEOUT_SECONDS, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
+    return _output([ffprobe, "-v", "error", *args, f"file:{path}"]) if ffprobe else None
 
 
 def attached_picture(path: str | os.PathLike[str], index: int) -> bytes | None:
@@ -145,15 +136,19 @@ def attached_picture(path: str | os.PathLike[str], index: int) -> bytes | None:
     if ffmpeg is None:
         return None
     url = f"file:{Path(path).resolve()}"
-    cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", url, "-map", f"0:{index}", "-c", "copy",
-           "-f", "image2pipe", "-"]  # fmt: skip
+    return _output([ffmpeg, "-nostdin", "-v", "error", "-i", url, "-map", f"0:{index}", "-c", "copy",
+                    "-f", "image2pipe", "-"]) or None  # fmt: skip
+
+
+def _output(cmd: list[str]) -> bytes | None:
+    """``cmd``'s standard output; None if it cannot start, fails or runs past :data:`TIMEOUT_SECONDS`."""
     try:
         done = subprocess.run(
             cmd, capture_output=True, stdin=subprocess.DEVNULL, timeout=TIMEOUT_SECONDS, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return done.stdout if done.returncode == 0 and done.stdout else None
+    return done.stdout if done.returncode == 0 else None
 
 
 #: Tags a muxer writes about a stream itself (mkvmerge's statistics, ffmpeg's timing):
